@@ -1,0 +1,77 @@
+"""A dependency-free lexical baseline: signed feature hashing of word n-grams.
+
+For a text with word n-grams ``g`` (n = 1..``ngrams``, tokens from
+:func:`embedkit.tokenize.simple_tokenize`)::
+
+    v[h(g) mod dim] += s(g)      with s(g) = +1 or -1 from another bit of h(g)
+    embed(text) = v / ||v||
+
+``h`` is CRC-32 of the UTF-8 n-gram (stable across processes and platforms,
+unlike Python's ``hash``). Texts with no word characters embed to the zero
+vector, whose cosine similarity with anything is defined as 0.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Sequence
+
+import numpy as np
+from numpy.typing import NDArray
+
+from embedkit.errors import ConfigError
+from embedkit.protocol import BaseEmbedder
+from embedkit.spec import OptionValue
+from embedkit.tokenize import simple_tokenize
+
+__all__ = ["HashingEmbedder"]
+
+
+class HashingEmbedder(BaseEmbedder):
+    """``hashing?dim=384&ngrams=2``: deterministic, fast, no model file."""
+
+    backend = "hashing"
+
+    def __init__(
+        self, model: str = "", *, dim: int = 384, ngrams: int = 2, lowercase: bool = True
+    ) -> None:
+        if model:
+            raise ConfigError(f"the hashing backend takes no model name (got {model!r})")
+        if not isinstance(dim, int) or dim < 2:
+            raise ConfigError(f"dim must be an integer >= 2, got {dim!r}")
+        if not isinstance(ngrams, int) or ngrams < 1:
+            raise ConfigError(f"ngrams must be an integer >= 1, got {ngrams!r}")
+        self._dim = dim
+        self.ngrams = ngrams
+        self.lowercase = lowercase
+
+    @property
+    def dim(self) -> int:
+        return self._dim
+
+    def _spec_parts(self) -> tuple[str, dict[str, OptionValue]]:
+        return "", {"dim": self._dim, "ngrams": self.ngrams, "lowercase": self.lowercase}
+
+    def count_tokens(self, texts: Sequence[str]) -> NDArray[np.int64]:
+        """Number of word tokens per text."""
+        return np.asarray([len(simple_tokenize(t, self.lowercase)) for t in texts], np.int64)
+
+    def _embed(self, texts: list[str]) -> NDArray[np.float32]:
+        rows: list[int] = []
+        codes: list[int] = []
+        for row, text in enumerate(texts):
+            tokens = simple_tokenize(text, self.lowercase)
+            grams = list(tokens)
+            for n in range(2, self.ngrams + 1):
+                grams += [" ".join(tokens[i : i + n]) for i in range(len(tokens) - n + 1)]
+            codes += [zlib.crc32(g.encode()) for g in grams]
+            rows += [row] * len(grams)
+        code = np.asarray(codes, dtype=np.uint64)
+        sign = np.where((code >> np.uint64(31)) & np.uint64(1), -1.0, 1.0)
+        flat = np.asarray(rows, np.int64) * self._dim + (code % np.uint64(self._dim)).astype(
+            np.int64
+        )
+        out = np.bincount(flat, weights=sign, minlength=len(texts) * self._dim)
+        matrix = out.reshape(len(texts), self._dim)
+        norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+        return (matrix / np.where(norms > 0, norms, 1.0)).astype(np.float32)

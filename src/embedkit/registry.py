@@ -1,0 +1,157 @@
+"""From a spec string, a config dict or an object to a ready :class:`Embedder`.
+
+Backends are known by lazily imported dotted paths (nothing heavy is imported
+until a backend is loaded). Three sources, later ones win on a name clash:
+
+1. the built-in table ``BUILTIN_BACKENDS`` below;
+2. installed distributions' entry points in the group ``embedkit.backends``
+   (``name = "package.module:Factory"``);
+3. :func:`register` calls from user code.
+
+A factory is called as ``factory(model, **options)`` and must return an Embedder.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from importlib.metadata import entry_points
+from typing import Any
+
+from embedkit.errors import ConfigError, MissingDependencyError, UnknownBackendError
+from embedkit.protocol import Embedder
+from embedkit.spec import parse_spec
+
+__all__ = ["DEFAULT_MODEL", "available_backends", "load", "register"]
+
+DEFAULT_MODEL = "sentence-transformers:all-MiniLM-L6-v2"
+ENV_VAR = "EMBEDKIT_MODEL"
+ENTRY_POINT_GROUP = "embedkit.backends"
+
+Factory = Callable[..., Embedder]
+
+
+@dataclass(frozen=True)
+class BackendInfo:
+    """Where a backend lives and which extra provides its dependencies."""
+
+    name: str
+    target: str | Factory
+    extra: str | None = None
+    requires: tuple[str, ...] = ()
+
+
+BUILTIN_BACKENDS: dict[str, BackendInfo] = {
+    info.name: info
+    for info in (
+        BackendInfo("hashing", "embedkit.backends.hashing:HashingEmbedder"),
+        BackendInfo(
+            "sentence-transformers",
+            "embedkit.backends.sbert:SentenceTransformerEmbedder",
+            "sbert",
+            ("sentence_transformers",),
+        ),
+        BackendInfo(
+            "openai", "embedkit.backends.openai:OpenAIEmbedder", "openai", ("openai", "tiktoken")
+        ),
+        BackendInfo("word2vec", "embedkit.backends.gensim:Word2VecEmbedder", "gensim", ("gensim",)),
+        BackendInfo("glove", "embedkit.backends.gensim:GloVeEmbedder", "gensim", ("numpy",)),
+        BackendInfo(
+            "fasttext", "embedkit.backends.fasttext:FastTextEmbedder", "fasttext", ("fasttext",)
+        ),
+    )
+}
+ALIASES = {"sbert": "sentence-transformers", "st": "sentence-transformers"}
+
+_user_backends: dict[str, BackendInfo] = {}
+
+
+def register(name: str, target: str | Factory, *, extra: str | None = None) -> None:
+    """Make ``load("name:model")`` call ``target`` (a factory or ``"module:attr"``)."""
+    if not name or ":" in name or "?" in name:
+        raise ConfigError(f"invalid backend name {name!r}")
+    _user_backends[name.lower()] = BackendInfo(name.lower(), target, extra)
+
+
+def _entry_point_backends() -> dict[str, BackendInfo]:
+    return {
+        ep.name.lower(): BackendInfo(ep.name.lower(), ep.value)
+        for ep in entry_points(group=ENTRY_POINT_GROUP)
+    }
+
+
+def _all_backends() -> dict[str, BackendInfo]:
+    return {**BUILTIN_BACKENDS, **_entry_point_backends(), **_user_backends}
+
+
+def available_backends() -> dict[str, BackendInfo]:
+    """Every known backend by name (built-in, entry points, registered)."""
+    return dict(sorted(_all_backends().items()))
+
+
+def _resolve(info: BackendInfo) -> Factory:
+    if callable(info.target):
+        return info.target
+    module_name, _, attr = info.target.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except MissingDependencyError:
+        raise
+    except ImportError as exc:
+        hint = f"; install it with pip install 'embedkit[{info.extra}]'" if info.extra else ""
+        raise MissingDependencyError(
+            f"backend {info.name!r} cannot be imported ({exc}){hint}"
+        ) from exc
+    try:
+        factory: Factory = getattr(module, attr)
+    except AttributeError as exc:
+        raise ConfigError(f"backend {info.name!r}: {info.target!r} does not exist") from exc
+    return factory
+
+
+def load(config: str | Mapping[str, Any] | Embedder | None = None, **overrides: Any) -> Embedder:
+    """Build an embedder from a spec string, a config dict, or return an Embedder as is.
+
+    * ``load("openai:text-embedding-3-small?dimensions=256")``
+    * ``load({"backend": "openai", "model": "text-embedding-3-small", "dimensions": 256})``
+    * ``load()`` -> ``$EMBEDKIT_MODEL`` if set, else :data:`DEFAULT_MODEL`
+    * ``load(embedder.spec)`` rebuilds an equivalent embedder.
+
+    Keyword ``overrides`` replace options of the spec or dict.
+    """
+    if config is None:
+        config = os.environ.get(ENV_VAR) or DEFAULT_MODEL
+    if isinstance(config, Embedder) and not isinstance(config, (str, Mapping)):
+        if overrides:
+            raise ConfigError("options cannot be applied to an already built embedder")
+        return config
+    if isinstance(config, str):
+        backend, model, options = parse_spec(config)
+    elif isinstance(config, Mapping):
+        options = dict(config)
+        backend = str(options.pop("backend", "") or "").lower()
+        model = str(options.pop("model", "") or "")
+        if not backend:
+            raise ConfigError(f"config {dict(config)!r} has no 'backend' key")
+    else:
+        raise ConfigError(
+            f"expected a spec string, a config dict or an Embedder, got {type(config).__name__}"
+        )
+    options.update(overrides)
+    backend = ALIASES.get(backend, backend)
+    backends = _all_backends()
+    if backend not in backends:
+        raise UnknownBackendError(
+            f"unknown backend {backend!r}; available: {', '.join(sorted(backends))}"
+        )
+    factory = _resolve(backends[backend])
+    try:
+        inspect.signature(factory).bind(model, **options)
+    except TypeError as exc:
+        raise ConfigError(f"backend {backend!r} rejected options {sorted(options)}: {exc}") from exc
+    except ValueError:  # builtins without a signature: let the call speak for itself
+        pass
+    return factory(model, **options)

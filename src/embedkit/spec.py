@@ -1,0 +1,72 @@
+"""Spec strings: ``backend:model?option=value&...``, parsed and formatted.
+
+``format_spec(*parse_spec(s))`` is canonical: options sorted by name, values
+percent-encoded where needed, so two equal configurations give equal strings.
+Option values read from a string are coerced: ``true``/``false`` -> bool,
+``none`` -> None, integers -> int, decimals -> float, anything else stays str.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from urllib.parse import parse_qsl, quote, unquote
+
+from embedkit.errors import ConfigError
+
+__all__ = ["format_spec", "parse_spec"]
+
+OptionValue = str | int | float | bool | None
+
+
+def parse_spec(spec: str) -> tuple[str, str, dict[str, OptionValue]]:
+    """Split ``"backend:model?k=v&k2=v2"`` into ``(backend, model, options)``.
+
+    The model part may be empty (``"hashing?dim=256"``) and may itself contain
+    ``:`` (URLs, Windows paths); only the first ``:`` separates the backend.
+    """
+    if not isinstance(spec, str) or not spec.strip():
+        raise ConfigError(f"a model spec must be a non-empty string, got {spec!r}")
+    head, _, query = spec.strip().partition("?")
+    backend, _, model = head.partition(":")
+    backend = backend.strip().lower()
+    if not backend:
+        raise ConfigError(f"spec {spec!r} names no backend; expected 'backend:model'")
+    options: dict[str, OptionValue] = {}
+    for key, value in parse_qsl(query, keep_blank_values=True, strict_parsing=bool(query)):
+        if key in options:
+            raise ConfigError(f"option {key!r} given twice in spec {spec!r}")
+        options[key] = _coerce(value)
+    return backend, unquote(model.strip()), options
+
+
+def format_spec(backend: str, model: str, options: Mapping[str, OptionValue] | None = None) -> str:
+    """The canonical spec string; ``parse_spec`` inverts it exactly."""
+    text = backend
+    if model:
+        text += ":" + quote(model, safe="/:@._-+~ ,()[]")
+    items = sorted((options or {}).items())
+    if items:
+        text += "?" + "&".join(f"{k}={quote(_render(v), safe='/:._-,')}" for k, v in items)
+    return text
+
+
+def _render(value: OptionValue) -> str:
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _coerce(value: str) -> OptionValue:
+    low = value.lower()
+    if low in ("true", "false"):
+        return low == "true"
+    if low == "none":
+        return None
+    for cast in (int, float):
+        try:
+            return cast(value)
+        except ValueError:
+            pass
+    return value
