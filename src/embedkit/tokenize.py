@@ -65,7 +65,7 @@ class JiebaTokenizer:
             import logging
 
             jieba.setLogLevel(logging.WARNING)
-            jieba._embedkit_quiet = True
+            setattr(jieba, "_embedkit_quiet", True)  # noqa: B010
         return [t.lower() for t in jieba.lcut(text) if _WORD.search(t)]
 
 
