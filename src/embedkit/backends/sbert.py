@@ -11,8 +11,10 @@ rows; ``"error"``; ``"chunk"`` splits at token boundaries by character offsets).
 
 from __future__ import annotations
 
+import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -70,6 +72,31 @@ class TokenVectors:
         raise KeyError(f"{word!r} is not among the tokens {self.tokens}")
 
 
+@contextmanager
+def _quiet(logger_name: str) -> Iterator[None]:
+    logger = logging.getLogger(logger_name)
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+@contextmanager
+def _no_progress_bars() -> Iterator[None]:
+    """Hide transformers' "Loading weights" bar while loading, restoring the user's choice."""
+    from transformers.utils import logging as hf_logging
+
+    was_disabled = hf_logging.is_progress_bar_enabled() is False
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if not was_disabled:
+            hf_logging.enable_progress_bar()  # type: ignore[no-untyped-call]
+
+
 class SentenceTransformerEmbedder(BaseEmbedder):
     """``sentence-transformers:<name or path>?normalize=true&truncate_dim=...``."""
 
@@ -97,7 +124,10 @@ class SentenceTransformerEmbedder(BaseEmbedder):
                 "and HF_HUB_OFFLINE=1 forbids downloading it"
             )
         try:
-            self._model = st.SentenceTransformer(source, device=device, truncate_dim=truncate_dim)
+            with _no_progress_bars():
+                self._model = st.SentenceTransformer(
+                    source, device=device, truncate_dim=truncate_dim
+                )
         except Exception as exc:  # torch/transformers/hub errors, translated at the boundary
             raise BackendError(
                 f"cannot load sentence-transformers model {source!r}: {exc}"
@@ -124,14 +154,16 @@ class SentenceTransformerEmbedder(BaseEmbedder):
 
     def count_tokens(self, texts: Sequence[str]) -> NDArray[np.int64]:
         """Word pieces per text, special tokens included (what ``max_tokens`` limits)."""
-        enc = self._model.tokenizer(list(texts), add_special_tokens=True, truncation=False)
+        with _quiet("transformers.tokenization_utils_base"):  # "longer than max length": we know
+            enc = self._model.tokenizer(list(texts), add_special_tokens=True, truncation=False)
         return np.asarray([len(ids) for ids in enc["input_ids"]], dtype=np.int64)
 
     def _chunk(self, text: str) -> list[tuple[str, int]]:
         window = self.max_tokens - 2  # room for [CLS] and [SEP]
-        enc = self._model.tokenizer(
-            text, add_special_tokens=False, truncation=False, return_offsets_mapping=True
-        )
+        with _quiet("transformers.tokenization_utils_base"):
+            enc = self._model.tokenizer(
+                text, add_special_tokens=False, truncation=False, return_offsets_mapping=True
+            )
         spans = enc["offset_mapping"]
         pieces = []
         for start in range(0, len(spans), window):
