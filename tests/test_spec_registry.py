@@ -66,7 +66,7 @@ def test_load_uses_environment_variable(monkeypatch: pytest.MonkeyPatch) -> None
 
 
 def test_unknown_backend_lists_available() -> None:
-    with pytest.raises(embedkit.UnknownBackendError, match="available: .*hashing"):
+    with pytest.raises(embedkit.UnknownBackendError, match=r"available: .*hashing"):
         embedkit.load("nope:model")
 
 
