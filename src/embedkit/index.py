@@ -74,7 +74,7 @@ class VectorIndex:
         self.spec = spec
         self.block_bytes = block_bytes
         self._embedder = embedder
-        self._vectors: NDArray[np.float32] = np.empty((0, self.dim), np.float32)
+        self._store: NDArray[np.float32] = np.empty((0, self.dim), np.float32)  # capacity >= n
         self._ids: list[Id] = []
         self._metadata: list[Metadata] = []
         self._positions: dict[Id, int] = {}
@@ -148,10 +148,23 @@ class VectorIndex:
             if row_id in positions:
                 raise ConfigError(f"duplicate id {row_id!r} at row {offset}")
             positions[row_id] = len(self) + offset
-        self._vectors = np.concatenate([np.asarray(self._vectors), normalize(matrix)])
+        self._reserve(len(self) + m)
+        self._store[len(self) : len(self) + m] = normalize(matrix)
         self._ids += new_ids
         self._metadata += new_meta
         self._positions = positions
+
+    def _reserve(self, rows: int) -> None:
+        """Grow the in-memory store geometrically (amortised O(1) appends)."""
+        if rows <= self._store.shape[0] and not isinstance(self._store, np.memmap):
+            return
+        grown = np.empty((max(rows, 2 * self._store.shape[0], 16), self.dim), np.float32)
+        grown[: len(self)] = self._store[: len(self)]
+        self._store = grown
+
+    @property
+    def _vectors(self) -> NDArray[np.float32]:
+        return self._store[: len(self)]
 
     # -- access -------------------------------------------------------------------
     def __len__(self) -> int:
@@ -303,7 +316,7 @@ class VectorIndex:
         if len(ids) != count or len(metadata) != count:
             raise CorruptFileError(f"index at {folder}: ids/metadata do not match count {count}")
         index = cls(dim, spec=manifest["spec"])
-        index._vectors = raw
+        index._store = raw
         index._ids = [i for i in ids]
         index._metadata = metadata
         index._positions = {row_id: pos for pos, row_id in enumerate(index._ids)}
