@@ -21,6 +21,14 @@ SHARED_DATA = REPO.parent / "shared" / "data"
 REVIEWS_CSV = SHARED_DATA / "fine_food_reviews_1k.csv"
 
 
+@pytest.fixture(autouse=True)
+def _private_cache_dir(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No test writes into the user's ~/.cache/embedkit."""
+    monkeypatch.setenv("EMBEDKIT_CACHE_DIR", str(tmp_path_factory.mktemp("embedkit-cache")))
+
+
 @pytest.fixture
 def hashing() -> embedkit.Embedder:
     return embedkit.load("hashing?dim=256")

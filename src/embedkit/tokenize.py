@@ -9,7 +9,8 @@ another. Built-in names (:func:`get_tokenizer`):
 * ``"jieba"``       Chinese word segmentation with jieba (``pip install 'embedkit[zh]'``),
   keeping tokens that contain a word character, lower-casing Latin letters.
 
-None of them downloads anything.
+None of them downloads anything. :func:`register_tokenizer` adds your own under a
+name, so that models trained with it can be saved and reloaded by that name.
 """
 
 from __future__ import annotations
@@ -22,7 +23,14 @@ from typing import Protocol
 from embedkit._optional import require
 from embedkit.errors import ConfigError
 
-__all__ = ["JiebaTokenizer", "Tokenizer", "WordTokenizer", "get_tokenizer", "simple_tokenize"]
+__all__ = [
+    "JiebaTokenizer",
+    "Tokenizer",
+    "WordTokenizer",
+    "get_tokenizer",
+    "register_tokenizer",
+    "simple_tokenize",
+]
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 
@@ -76,11 +84,27 @@ _BUILTIN: dict[str, Callable[[], Tokenizer]] = {
 }
 
 
+_registered: dict[str, Callable[[], Tokenizer]] = {}
+
+
+def register_tokenizer(name: str, factory: Callable[[], Tokenizer]) -> None:
+    """Make ``get_tokenizer(name)`` return ``factory()``; ``factory().name`` must be ``name``."""
+    if not isinstance(name, str) or not name or name in _BUILTIN:
+        raise ConfigError(f"cannot register a tokenizer as {name!r} (empty or built-in)")
+    made = factory()
+    if made.name != name:
+        raise ConfigError(f"the factory makes a tokenizer named {made.name!r}, not {name!r}")
+    _registered[name] = factory
+
+
 def get_tokenizer(name: str | Tokenizer) -> Tokenizer:
     """The tokenizer called ``name`` (or ``name`` itself if it is already a tokenizer)."""
     if not isinstance(name, str):
         return name
-    try:
-        return _BUILTIN[name]()
-    except KeyError:
-        raise ConfigError(f"unknown tokenizer {name!r}; choose from {sorted(_BUILTIN)}") from None
+    factory = _BUILTIN.get(name) or _registered.get(name)
+    if factory is None:
+        known = sorted([*_BUILTIN, *_registered])
+        raise ConfigError(
+            f"unknown tokenizer {name!r}; choose from {known} or register_tokenizer() it"
+        )
+    return factory()

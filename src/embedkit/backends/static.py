@@ -1,0 +1,257 @@
+"""Sentence vectors from static word vectors (Word2Vec, GloVe, fastText).
+
+``embed(texts)`` tokenises each text with the named tokenizer (the same one used at
+training time), maps tokens to vocabulary rows under the OOV policy and pools
+them (:mod:`embedkit.pooling` has the formulas)::
+
+    embed(texts)[t] = pool(vectors of tokenize(texts[t]))      shape (len(texts), dim)
+
+The spec names the vectors (a path or a content id), the tokenizer, the pooling,
+the OOV policy and, for ``idf``/``sif``, the fitted weights (``fit_corpus`` = the
+corpus file they were fitted on, or their content id ``sha256:...``), so that two embedders giving different vectors never
+share a spec.
+
+:meth:`StaticEmbedder.save` writes a native folder (the :class:`WordVectors`
+files plus ``embedder.json`` and the pooling weights) that
+``load("<backend>:<folder>")`` reloads in well under a second.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar, TypeVar
+
+import numpy as np
+from numpy.typing import NDArray
+
+from embedkit.errors import ConfigError, CorruptFileError
+from embedkit.pooling import (
+    OOV_POLICIES,
+    POOLINGS,
+    OOVPolicy,
+    Pooling,
+    PoolingName,
+    encode,
+    paused_gc,
+)
+from embedkit.protocol import BaseEmbedder
+from embedkit.spec import OptionValue
+from embedkit.tokenize import Tokenizer, get_tokenizer
+from embedkit.validation import check_texts
+from embedkit.words import WordVectors
+
+__all__ = ["PooledTexts", "StaticEmbedder", "read_embedder_config"]
+
+CONFIG_FILE = "embedder.json"
+T = TypeVar("T", bound="StaticEmbedder")
+
+
+@dataclass(frozen=True)
+class PooledTexts:
+    """Sentence vectors with their OOV report.
+
+    ``vectors``: ``(n, dim)`` float32; ``oov[t]``: the tokens of text ``t`` with no
+    vector; ``n_tokens[t]``: its token count; ``oov_rate`` = OOV tokens / all tokens.
+    """
+
+    vectors: NDArray[np.float32]
+    oov: list[list[str]]
+    n_tokens: NDArray[np.int64]
+    oov_rate: float
+
+
+class StaticEmbedder(BaseEmbedder):
+    """Pooled static word vectors; subclasses set ``backend`` and load the vectors."""
+
+    backend: ClassVar[str] = "static"
+
+    def __init__(
+        self,
+        words: WordVectors,
+        *,
+        source: str,
+        tokenizer: str = "words",
+        pooling: str = "mean",
+        oov: str = "skip",
+        weights: Pooling | None = None,
+        fit_corpus: str | None = None,
+    ) -> None:
+        if not isinstance(words, WordVectors):
+            raise ConfigError(f"words must be a WordVectors, got {type(words).__name__}")
+        if pooling not in POOLINGS:
+            raise ConfigError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
+        if oov not in OOV_POLICIES:
+            raise ConfigError(f"oov must be one of {OOV_POLICIES}, got {oov!r}")
+        self._words = words
+        self.source = str(source)
+        self._tokenizer: Tokenizer = get_tokenizer(tokenizer)
+        self.oov: OOVPolicy = oov  # type: ignore[assignment]
+        self.fit_corpus: str | None = None
+        self._pooling = weights if weights is not None else Pooling(pooling)  # type: ignore[arg-type]
+        if self._pooling.method != pooling:
+            raise ConfigError(
+                f"pooling {pooling!r} given with fitted {self._pooling.method!r} weights"
+            )
+        if fit_corpus is None:
+            return
+        if pooling == "mean":
+            raise ConfigError("fit_corpus is for pooling='idf' or 'sif'; 'mean' has no weights")
+        if fit_corpus.startswith("sha256:"):
+            if weights is None or self._pooling_id() != fit_corpus:
+                raise ConfigError(
+                    f"pooling weights {fit_corpus} are not available: give fit_corpus as a corpus "
+                    "file, or load the native folder they were saved in"
+                )
+        elif weights is None:
+            self.fit_pooling(Path(fit_corpus))
+            self.fit_corpus = fit_corpus
+        else:
+            self.fit_corpus = fit_corpus  # weights saved after fitting on this corpus
+
+    @classmethod
+    def from_words(cls: type[T], words: WordVectors, **options: Any) -> T:
+        """An embedder over in-memory (e.g. freshly trained) vectors.
+
+        ``source`` defaults to ``words.content_id()``; other options as in ``__init__``.
+        """
+        obj = cls.__new__(cls)
+        options.setdefault("source", words.content_id())
+        StaticEmbedder.__init__(obj, words, **options)
+        return obj
+
+    # -- contract ----------------------------------------------------------------------
+    @property
+    def words(self) -> WordVectors:
+        """The word-level API: similarity, most_similar, analogy, OOV lookups."""
+        return self._words
+
+    @property
+    def dim(self) -> int:
+        return self._words.dim
+
+    @property
+    def tokenizer(self) -> Tokenizer:
+        return self._tokenizer
+
+    @property
+    def pooling(self) -> Pooling:
+        return self._pooling
+
+    def _spec_parts(self) -> tuple[str, dict[str, OptionValue]]:
+        options: dict[str, OptionValue] = {
+            "tokenizer": self._tokenizer.name,
+            "pooling": self._pooling.method,
+            "oov": self.oov,
+        }
+        if self._pooling.method != "mean":
+            options["fit_corpus"] = self.fit_corpus or self._pooling_id()
+        return self.source, options
+
+    def count_tokens(self, texts: Sequence[str]) -> NDArray[np.int64]:
+        """Tokens per text by this embedder's tokenizer."""
+        return np.asarray([len(self._tokenizer(t)) for t in texts], dtype=np.int64)
+
+    def _embed(self, texts: list[str]) -> NDArray[np.float32]:
+        return self._pool(texts).vectors
+
+    def embed_report(self, texts: Sequence[str] | str) -> PooledTexts:
+        """Like ``embed``, with the OOV tokens of each text and the overall OOV rate."""
+        items = check_texts(texts)
+        return self._pool(items)
+
+    def _pool(self, texts: list[str]) -> PooledTexts:
+        tokenize = self._tokenizer
+        with paused_gc():  # 100k token lists otherwise trigger repeated full collections
+            token_lists = [tokenize(t) for t in texts]
+        tokens = encode(token_lists, self._words, self.oov)
+        vectors = self._pooling.pool(tokens, self._words)
+        return PooledTexts(vectors, tokens.oov, tokens.n_tokens, tokens.oov_rate)
+
+    def embed_tokens(self, token_lists: Sequence[Sequence[str]]) -> NDArray[np.float32]:
+        """``(len(token_lists), dim)``: pooled vectors of already tokenised texts."""
+        tokens = encode(token_lists, self._words, self.oov)
+        return self._pooling.pool(tokens, self._words)
+
+    # -- pooling weights -------------------------------------------------------------------
+    def fit_pooling(self: T, corpus: Iterable[str] | str | os.PathLike[str]) -> T:
+        """Fit ``idf``/``sif`` weights on a corpus (texts, or a file with one text a line).
+
+        Returns ``self``; the spec then names the fitted weights.
+        """
+        if isinstance(corpus, (str, os.PathLike)):
+            path = Path(corpus)
+            if not path.is_file():
+                raise ConfigError(f"pooling corpus {path} is not a file")
+            try:
+                with open(path, encoding="utf-8") as fh:
+                    token_lists = [self._tokenizer(line) for line in fh]
+            except UnicodeDecodeError as exc:
+                raise CorruptFileError(f"pooling corpus {path} is not UTF-8 text: {exc}") from exc
+        else:
+            token_lists = [self._tokenizer(t) for t in check_texts(corpus)]
+        self._pooling = Pooling.fit(self._pooling.method, token_lists, self._words)
+        self.fit_corpus = None
+        return self
+
+    def _pooling_id(self) -> str:
+        if not self._pooling.fitted:
+            return "unfitted"
+        digest = hashlib.sha256(self._pooling.method.encode())
+        for part in (self._pooling.weights, self._pooling.component):
+            if part is not None:
+                digest.update(np.ascontiguousarray(part).tobytes())
+        return "sha256:" + digest.hexdigest()[:12]
+
+    # -- native folder ---------------------------------------------------------------------
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write vectors, vocabulary, settings and pooling weights to the folder ``path``."""
+        folder = self._words.save(path)
+        config: dict[str, Any] = {
+            "backend": self.backend,
+            "source": self.source,
+            "tokenizer": self._tokenizer.name,
+            "pooling": self._pooling.method,
+            "oov": self.oov,
+            "unseen_weight": self._pooling.unseen_weight,
+            "fit_corpus": self._spec_parts()[1].get("fit_corpus"),
+        }
+        for name, part in (
+            ("weights", self._pooling.weights),
+            ("component", self._pooling.component),
+        ):
+            file = folder / f"pooling_{name}.npy"
+            if part is None:
+                file.unlink(missing_ok=True)
+            else:
+                np.save(file, np.ascontiguousarray(part, dtype=np.float32), allow_pickle=False)
+                config[name] = file.name
+        (folder / CONFIG_FILE).write_text(json.dumps(config, indent=2), "utf-8")
+        return folder
+
+
+def read_embedder_config(folder: Path) -> tuple[dict[str, Any], Pooling | None]:
+    """``embedder.json`` of a native folder (``{}`` if absent) and its fitted pooling."""
+    file = folder / CONFIG_FILE
+    if not file.is_file():
+        return {}, None
+    try:
+        config: dict[str, Any] = json.loads(file.read_text("utf-8"))
+        method: PoolingName = config.get("pooling", "mean")
+        parts: dict[str, NDArray[np.float32] | None] = {}
+        for name in ("weights", "component"):
+            parts[name] = (
+                np.load(folder / config[name], allow_pickle=False) if name in config else None
+            )
+    except (ValueError, OSError, KeyError) as exc:
+        raise CorruptFileError(f"{file} cannot be read: {exc}") from exc
+    if method == "mean" or parts["weights"] is None:
+        return config, None
+    pooling = Pooling(
+        method, parts["weights"], float(config.get("unseen_weight", 1.0)), parts["component"]
+    )
+    return config, pooling

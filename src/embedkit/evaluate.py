@@ -1,0 +1,234 @@
+"""Standard intrinsic evaluations of word vectors, batched, with gensim's exact rules.
+
+* :func:`evaluate_analogies` -- the Google analogy format (``questions-words.txt``:
+  ``": section"`` lines, then ``a b c d`` lines meaning a : b :: c : d). Only the first
+  ``restrict_vocab`` words take part; a question with a word outside them counts as
+  OOV (skipped, or wrong with ``dummy4unknown``). The answer is the best of
+  ``N[i] · normalize(N[b] - N[a] + N[c])`` over those words, ``a``, ``b``, ``c`` left out
+  (3CosAdd). Case-insensitive matching upper-cases everything, and a word with
+  several case variants takes the vector of its first (most frequent) one.
+  ``accuracy = correct / (correct + incorrect)``.
+* :func:`evaluate_word_pairs` -- WordSim-353 / SimLex-999 style files
+  (``word1<TAB>word2<TAB>score``, ``#`` comments): Pearson and Spearman correlation
+  between the human scores and ``cos(word1, word2)``, and the OOV share in percent.
+
+Both follow gensim's ``KeyedVectors.evaluate_word_analogies`` /
+``evaluate_word_pairs`` rule for rule, so the numbers are equal on the same
+vectors, but all questions are answered by blocked matrix products at once.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from numpy.typing import NDArray
+
+from embedkit.errors import ConfigError, CorruptFileError
+from embedkit.words import WordVectors
+
+__all__ = [
+    "AnalogyResult",
+    "AnalogySection",
+    "WordPairsResult",
+    "evaluate_analogies",
+    "evaluate_word_pairs",
+    "pearson",
+    "spearman",
+]
+
+TOP_N = 5  # gensim looks at the 5 best answers and takes the first that is not an input
+
+
+@dataclass(frozen=True)
+class AnalogySection:
+    """One section of an analogy file: questions answered right and wrong."""
+
+    name: str
+    correct: int
+    incorrect: int
+
+    @property
+    def accuracy(self) -> float:
+        total = self.correct + self.incorrect
+        return self.correct / total if total else 0.0
+
+
+@dataclass(frozen=True)
+class AnalogyResult:
+    """``accuracy`` over evaluated questions; ``oov`` questions had a word outside the vocabulary.
+
+    ``oov_ratio`` is ``oov / questions * 100`` (percent, as gensim logs it).
+    """
+
+    accuracy: float
+    sections: list[AnalogySection]
+    correct: int
+    incorrect: int
+    oov: int
+    questions: int
+
+    @property
+    def oov_ratio(self) -> float:
+        return 100.0 * self.oov / self.questions if self.questions else 0.0
+
+
+@dataclass(frozen=True)
+class WordPairsResult:
+    """Pearson r, Spearman rho (no p-values) and the OOV share in percent."""
+
+    pearson: float
+    spearman: float
+    oov_ratio: float
+    pairs: int
+    oov: int
+
+
+def _vocab(
+    words: WordVectors, restrict_vocab: int, case_insensitive: bool
+) -> tuple[dict[str, int], Callable[[str], str]]:
+    key: Callable[[str], str] = str.upper if case_insensitive else str
+    n = min(int(restrict_vocab), len(words))
+    if n <= 0:
+        raise ConfigError(f"restrict_vocab must be positive, got {restrict_vocab}")
+    ok: dict[str, int] = {}
+    for i in range(n - 1, -1, -1):  # first (most frequent) case variant wins
+        ok[key(words.words[i])] = i
+    return ok, key
+
+
+def evaluate_analogies(
+    words: WordVectors,
+    path: str | os.PathLike[str],
+    *,
+    restrict_vocab: int = 300_000,
+    case_insensitive: bool = True,
+    dummy4unknown: bool = False,
+) -> AnalogyResult:
+    """Accuracy on an analogy file (see the module docstring)."""
+    ok, key = _vocab(words, restrict_vocab, case_insensitive)
+    names: list[str] = []
+    section_of: list[int] = []
+    quads: list[tuple[str, str, str, str]] = []
+    dummy = [0]
+    oov = questions = 0
+    with open(path, "rb") as fh:
+        for line_no, raw in enumerate(fh):
+            line = raw.decode("utf-8")
+            if line.startswith(": "):
+                names.append(line.lstrip(": ").strip())
+                dummy.append(0)
+                continue
+            if not names:
+                raise CorruptFileError(
+                    f"missing section header before line {line_no + 1} in {path}"
+                )
+            fields = [key(w) for w in line.split()]
+            if len(fields) != 4:
+                continue
+            questions += 1
+            if any(w not in ok for w in fields):
+                oov += 1
+                dummy[len(names)] += int(dummy4unknown)
+                continue
+            section_of.append(len(names) - 1)
+            quads.append((fields[0], fields[1], fields[2], fields[3]))
+    if questions == 0:
+        raise CorruptFileError(f"{path} holds no analogy questions")
+    correct = np.zeros(len(names), dtype=np.int64)
+    asked = np.zeros(len(names), dtype=np.int64)
+    if quads:
+        ids = np.asarray([[ok[w] for w in q[:3]] for q in quads], dtype=np.int64)
+        limit = min(int(restrict_vocab), len(words))
+        vocab = words.words
+        found = words.analogy_ids(ids[:, 0], ids[:, 1], ids[:, 2], TOP_N, restrict=limit)
+        rows = found.indices.tolist()
+        for q, (quad, row) in enumerate(zip(quads, rows, strict=True)):
+            predicted = None
+            for i in row:
+                if i < 0:  # fewer candidates than TOP_N in a tiny vocabulary
+                    break
+                predicted = key(vocab[i])
+                if predicted not in quad[:3]:
+                    break
+            correct[section_of[q]] += int(predicted == quad[3])
+            asked[section_of[q]] += 1
+    sections = [
+        AnalogySection(name, int(correct[s]), int(asked[s] - correct[s]) + dummy[s + 1])
+        for s, name in enumerate(names)
+    ]
+    right = sum(s.correct for s in sections)
+    wrong = sum(s.incorrect for s in sections)
+    total = right + wrong
+    return AnalogyResult(right / total if total else 0.0, sections, right, wrong, oov, questions)
+
+
+def evaluate_word_pairs(
+    words: WordVectors,
+    path: str | os.PathLike[str],
+    *,
+    delimiter: str = "\t",
+    restrict_vocab: int = 300_000,
+    case_insensitive: bool = True,
+    dummy4unknown: bool = False,
+) -> WordPairsResult:
+    """Correlation with human similarity scores (see the module docstring)."""
+    ok, key = _vocab(words, restrict_vocab, case_insensitive)
+    gold: list[float] = []
+    pairs: list[tuple[int, int]] = []
+    oov = 0
+    for line in Path(path).read_text("utf-8").splitlines(keepends=True):
+        if not line or line.startswith("#"):
+            continue
+        try:
+            a, b, score = (key(w) for w in line.split(delimiter))
+            value = float(score)
+        except ValueError:
+            continue
+        if a not in ok or b not in ok:
+            oov += 1
+            if dummy4unknown:
+                gold.append(value)
+                pairs.append((-1, -1))
+            continue
+        gold.append(value)
+        pairs.append((ok[a], ok[b]))
+    if not gold:
+        raise CorruptFileError(f"{path} has no usable word pair within the vocabulary")
+    ids = np.asarray(pairs, dtype=np.int64)
+    known = ids[:, 0] >= 0
+    model = np.zeros(len(pairs), dtype=np.float32)
+    normed = words.normed
+    model[known] = np.einsum("ij,ij->i", normed[ids[known, 0]], normed[ids[known, 1]])
+    human = np.asarray(gold, dtype=np.float64)
+    evaluated = len(gold) if dummy4unknown else len(gold) + oov
+    return WordPairsResult(
+        pearson(human, model), spearman(human, model), 100.0 * oov / evaluated, len(gold), oov
+    )
+
+
+def pearson(x: NDArray[np.floating], y: NDArray[np.floating]) -> float:
+    """Pearson's r of two equal-length 1-D arrays (computed in float64)."""
+    a = np.asarray(x, dtype=np.float64) - np.mean(x, dtype=np.float64)
+    b = np.asarray(y, dtype=np.float64) - np.mean(y, dtype=np.float64)
+    denom = np.sqrt((a @ a) * (b @ b))
+    return float(a @ b / denom) if denom > 0 else float("nan")
+
+
+def spearman(x: NDArray[np.floating], y: NDArray[np.floating]) -> float:
+    """Spearman's rho: Pearson's r of the ranks (ties get their average rank)."""
+    return pearson(_rank(np.asarray(x)), _rank(np.asarray(y)))
+
+
+def _rank(x: NDArray[np.floating]) -> NDArray[np.float64]:
+    order = np.argsort(x, kind="mergesort")
+    sorted_x = x[order]
+    starts = np.flatnonzero(np.r_[True, sorted_x[1:] != sorted_x[:-1]])
+    ends = np.r_[starts[1:], len(x)]
+    average = (starts + ends - 1) / 2.0 + 1.0
+    ranks = np.empty(len(x), dtype=np.float64)
+    ranks[order] = np.repeat(average, ends - starts)
+    return ranks

@@ -1,0 +1,192 @@
+"""word2vec / GloVe file formats and backends, checked against gensim's own loaders."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+import embedkit
+from embedkit.backends.gensim import (
+    GloVeEmbedder,
+    Word2VecEmbedder,
+    cached_glove,
+    read_glove,
+    read_keyed_vectors,
+    read_word2vec,
+    to_keyed_vectors,
+)
+from embedkit.errors import ConfigError, CorruptFileError
+from embedkit.words import WordVectors
+from test_words import lee_word2vec, lee_words
+
+
+def datapath(name: str) -> str:
+    from gensim.test.utils import datapath as gensim_datapath
+
+    return str(gensim_datapath(name))
+
+
+@pytest.fixture(scope="module")
+def saved_formats(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("formats")
+    kv = lee_word2vec().wv
+    paths = {"text": folder / "lee.txt", "bin": folder / "lee.bin", "kv": folder / "lee.kv"}
+    kv.save_word2vec_format(str(paths["text"]))
+    kv.save_word2vec_format(str(paths["bin"]), binary=True)
+    kv.save(str(paths["kv"]))
+    return paths
+
+
+def assert_same(ours: WordVectors, theirs: Any) -> None:
+    assert ours.words == list(theirs.index_to_key)
+    np.testing.assert_array_equal(ours.vectors, theirs.vectors)
+
+
+def test_glove_sample_equals_gensim() -> None:
+    from gensim.models import KeyedVectors
+
+    path = datapath("test_glove.txt")
+    assert_same(read_glove(path), KeyedVectors.load_word2vec_format(path, no_header=True))
+    assert read_glove(path, limit=10).words == read_glove(path).words[:10]
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "EN.1-10.cbow1_wind5_hs0_neg10_size300_smpl1e-05.txt",
+        "euclidean_vectors.bin",
+        "word2vec_pre_kv_c",
+        "high_precision.kv.bin",
+        "high_precision.kv.txt",
+    ],
+)
+def test_gensim_sample_files_equal_gensim(name: str) -> None:
+    from gensim.models import KeyedVectors
+
+    path = datapath(name)
+    theirs = KeyedVectors.load_word2vec_format(path, binary=name.endswith(".bin"))
+    assert_same(read_word2vec(path), theirs)  # text or binary detected from the content
+
+
+def test_text_and_binary_roundtrip(saved_formats: dict[str, Path]) -> None:
+    kv = lee_word2vec().wv
+    for kind in ("text", "bin"):
+        assert_same(read_word2vec(saved_formats[kind]), kv)
+    assert_same(read_word2vec(saved_formats["bin"], binary=True), kv)
+    limited = read_word2vec(saved_formats["bin"], limit=25)
+    assert limited.words == kv.index_to_key[:25]
+
+
+def test_damaged_files_raise_corrupt_file_error(
+    tmp_path: Path, saved_formats: dict[str, Path]
+) -> None:
+    bad = tmp_path / "bad.txt"
+    bad.write_text("the 0.1 0.2 0.3\nof 0.4 0.5\nand 0.1 0.2 0.3\n")
+    with pytest.raises(CorruptFileError, match=r"line 2 \(b'of': 2 values\)"):
+        read_glove(bad)
+    bad.write_text("the 0.1 0.2 x3\n")
+    with pytest.raises(CorruptFileError, match="line 1"):
+        read_glove(bad)
+    with pytest.raises(CorruptFileError, match="glove backend"):
+        read_word2vec(datapath("test_glove.txt"))
+    cut = tmp_path / "cut.bin"
+    cut.write_bytes(saved_formats["bin"].read_bytes()[:5000])
+    with pytest.raises(CorruptFileError, match="ends inside word"):
+        read_word2vec(cut, binary=True)
+    short = tmp_path / "short.txt"
+    short.write_text("3 2\na 1 2\nb 3 4\n")
+    with pytest.raises(CorruptFileError, match="declares 3 words but holds 2"):
+        read_word2vec(short)
+
+
+def test_gensim_pickles_need_explicit_opt_in(saved_formats: dict[str, Path]) -> None:
+    path = saved_formats["kv"]
+    assert path.read_bytes()[:1] == pickle.PROTO
+    with pytest.raises(ConfigError, match="allow_pickle"):
+        Word2VecEmbedder(str(path))
+    with pytest.raises(ConfigError, match="allow_pickle"):
+        read_keyed_vectors(path)
+    with pytest.raises(ConfigError):
+        embedkit.load(f"word2vec:{path}")
+    loaded = embedkit.load(f"word2vec:{path}?allow_pickle=true")
+    assert isinstance(loaded, Word2VecEmbedder)
+    assert_same(loaded.words, lee_word2vec().wv)
+    assert loaded.words.counts is not None and loaded.words.counts[0] > loaded.words.counts[-1]
+
+
+def test_load_by_spec_and_reload_from_spec(saved_formats: dict[str, Path]) -> None:
+    emb = embedkit.load(f"word2vec:{saved_formats['bin']}?pooling=mean&oov=zero")
+    assert isinstance(emb, Word2VecEmbedder) and emb.dim == 50
+    assert emb.spec == f"word2vec:{saved_formats['bin']}?oov=zero&pooling=mean&tokenizer=words"
+    again = embedkit.load(emb.spec)
+    texts = ["The police said the fire was contained", "qwxz"]
+    np.testing.assert_array_equal(again.embed(texts), emb.embed(texts))
+    glove = embedkit.load(f"glove:{datapath('test_glove.txt')}")
+    assert isinstance(glove, GloVeEmbedder) and glove.dim == 50
+    assert glove.embed(["the of and"]).shape == (1, 50)
+    with pytest.raises(ConfigError, match="not found"):
+        embedkit.load("glove:/nonexistent/file.txt")
+    with pytest.raises(ConfigError, match="needs a path"):
+        embedkit.load("word2vec")
+
+
+def test_native_folder_reload_with_mmap(tmp_path: Path) -> None:
+    emb = Word2VecEmbedder.from_words(lee_words(), pooling="sif")
+    with pytest.raises(CorruptFileError, match="not UTF-8"):
+        emb.fit_pooling(datapath("lee.cor"))  # latin-1 bytes in it
+    emb.fit_pooling(datapath("lee_background.cor"))
+    folder = emb.save(tmp_path / "native")
+    back = embedkit.load(f"word2vec:{folder}?mmap=true")
+    assert isinstance(back, Word2VecEmbedder) and isinstance(back.words.vectors, np.memmap)
+    assert back.pooling.method == "sif" and back.spec.endswith(emb.spec.split("?", 1)[1])
+    texts = ["the government said", "fire fighters", "zzzz"]
+    np.testing.assert_allclose(back.embed(texts), emb.embed(texts), atol=1e-6)
+    assert embedkit.load(back.spec).spec == back.spec  # the spec names the saved weights
+    with pytest.raises(ConfigError, match="not available"):
+        embedkit.load(f"word2vec:{folder}?fit_corpus=sha256:000000000000")
+    glove = GloVeEmbedder(str(folder))  # a native folder serves either backend
+    assert glove.spec.startswith("glove:")
+
+
+def test_glove_cache_builds_once_and_tracks_the_source(tmp_path: Path) -> None:
+    source = tmp_path / "vectors.txt"
+    source.write_bytes(Path(datapath("test_glove.txt")).read_bytes())
+    first = GloVeEmbedder(str(source), cache=True)
+    folder = cached_glove(source)
+    assert folder.name == "vectors.txt.embedkit" and (folder / "vectors.npy").is_file()
+    stamp = (folder / "vectors.npy").stat().st_mtime_ns
+    second = GloVeEmbedder(str(source), cache=True, mmap=True)
+    assert (folder / "vectors.npy").stat().st_mtime_ns == stamp
+    assert second.words.words == first.words.words
+    with open(source, "a", encoding="utf-8") as fh:
+        fh.write("zzzz " + " ".join(["0.5"] * 50) + "\n")
+    os.utime(source, ns=(stamp + 10**9, stamp + 10**9))
+    assert "zzzz" in GloVeEmbedder(str(source), cache=True).words
+
+
+def test_from_words_and_keyed_vectors_interop() -> None:
+    words = lee_words()
+    emb = GloVeEmbedder.from_words(words, tokenizer="words-cased")
+    assert (
+        emb.spec.startswith(f"glove:{words.content_id()}?") and "tokenizer=words-cased" in emb.spec
+    )
+    kv = to_keyed_vectors(words)
+    assert len(kv) == len(words) and kv.vectors.shape == words.vectors.shape
+    assert kv.most_similar("police", topn=3) == lee_word2vec().wv.most_similar("police", topn=3)
+
+
+def test_importing_the_word_modules_stays_light() -> None:
+    code = (
+        "import sys, embedkit, embedkit.words, embedkit.pooling, embedkit.evaluate, "
+        "embedkit.backends.static, embedkit.backends.gensim; "
+        "print(sorted(m for m in ('gensim', 'scipy', 'torch', 'pandas', 'sklearn') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -1,0 +1,134 @@
+"""StaticEmbedder: sentence vectors from word vectors, OOV policy and reports, spec, saving."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+import embedkit
+from embedkit.backends.gensim import GloVeEmbedder, Word2VecEmbedder
+from embedkit.backends.static import StaticEmbedder
+from embedkit.errors import ConfigError, InvalidInputError
+from embedkit.tokenize import simple_tokenize
+from embedkit.words import OutOfVocabularyError, WordVectors
+from test_words import lee_word2vec, lee_words
+
+
+def lee_path() -> str:
+    from gensim.test.utils import datapath
+
+    return str(datapath("lee_background.cor"))
+
+
+@pytest.fixture(scope="module")
+def lee_texts() -> list[str]:
+    with open(lee_path(), encoding="utf-8") as fh:
+        return [line.strip() for line in fh if line.strip()]
+
+
+def test_mean_vectors_equal_gensim_get_mean_vector(lee_texts: list[str]) -> None:
+    emb = Word2VecEmbedder.from_words(lee_words())
+    kv: Any = lee_word2vec().wv
+    texts = lee_texts[:40]
+    out = emb.embed(texts)
+    assert out.shape == (40, 50) and out.dtype == np.float32
+    for text, row in zip(texts, out, strict=True):
+        tokens = [t for t in simple_tokenize(text) if t in kv]
+        np.testing.assert_allclose(row, kv.get_mean_vector(tokens, pre_normalize=False), atol=1e-5)
+    assert isinstance(emb, embedkit.Embedder)
+    assert emb.embed("one text").shape == (1, 50)
+
+
+def test_oov_policies_and_reports() -> None:
+    words = lee_words()
+    texts = ["The police said xqzv", "xqzv wvut", "police"]
+    skip = Word2VecEmbedder.from_words(words, oov="skip")
+    report = skip.embed_report(texts)
+    assert report.oov == [["xqzv"], ["xqzv", "wvut"], []]
+    assert report.n_tokens.tolist() == [4, 2, 1] and report.oov_rate == pytest.approx(3 / 7)
+    assert np.isfinite(report.vectors).all()
+    np.testing.assert_array_equal(report.vectors[1], 0.0)  # all OOV: zero, never NaN
+    police = words.vector("police")
+    zero = Word2VecEmbedder.from_words(words, oov="zero").embed(["police xqzv"])[0]
+    np.testing.assert_allclose(zero, police / 2, atol=1e-6)
+    error = Word2VecEmbedder.from_words(words, oov="error")
+    with pytest.raises(OutOfVocabularyError) as err:
+        error.embed(texts)
+    assert err.value.positions == [0, 1]
+    np.testing.assert_allclose(error.embed(["police"])[0], police, atol=1e-6)
+
+
+def test_validation_and_option_errors() -> None:
+    emb = Word2VecEmbedder.from_words(lee_words())
+    with pytest.raises(InvalidInputError) as err:
+        emb.embed(["fine", "", None])  # type: ignore[list-item]
+    assert err.value.positions == [1, 2]
+    with pytest.raises(ConfigError):
+        Word2VecEmbedder.from_words(lee_words(), pooling="max")
+    with pytest.raises(ConfigError):
+        Word2VecEmbedder.from_words(lee_words(), oov="ignore")
+    with pytest.raises(ConfigError):
+        Word2VecEmbedder.from_words(lee_words(), tokenizer="bpe")
+    with pytest.raises(ConfigError):
+        StaticEmbedder(np.zeros((2, 2)), source="x")  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="fit it on a corpus"):
+        Word2VecEmbedder.from_words(lee_words(), pooling="idf").embed(["police"])
+
+
+def test_spec_names_everything_that_changes_vectors(lee_texts: list[str]) -> None:
+    words = lee_words()
+    mean = Word2VecEmbedder.from_words(words)
+    assert mean.spec == f"word2vec:{words.content_id()}?oov=skip&pooling=mean&tokenizer=words"
+    cased = Word2VecEmbedder.from_words(words, tokenizer="words-cased")
+    assert cased.spec != mean.spec
+    assert not np.allclose(cased.embed(["Police"]), mean.embed(["Police"]))
+    a = Word2VecEmbedder.from_words(words, pooling="sif").fit_pooling(lee_texts[:100])
+    b = Word2VecEmbedder.from_words(words, pooling="sif").fit_pooling(lee_texts[100:])
+    assert a.spec != b.spec and "fit_corpus=sha256:" in a.spec
+    assert not np.allclose(a.embed(["the police"]), b.embed(["the police"]))
+    assert repr(mean).startswith("<Word2VecEmbedder word2vec:sha256:")
+
+
+def test_fit_corpus_option_from_a_spec(tmp_path: Path) -> None:
+    folder = Word2VecEmbedder.from_words(lee_words()).save(tmp_path / "w2v")
+    emb = embedkit.load(f"word2vec:{folder}?pooling=idf&fit_corpus={lee_path()}")
+    assert isinstance(emb, Word2VecEmbedder) and f"fit_corpus={lee_path()}" in emb.spec
+    again = embedkit.load(emb.spec)
+    np.testing.assert_array_equal(again.embed(["police fire"]), emb.embed(["police fire"]))
+    manual = Word2VecEmbedder(str(folder), pooling="idf").fit_pooling(lee_path())
+    np.testing.assert_allclose(manual.embed(["police fire"]), emb.embed(["police fire"]))
+
+
+@pytest.mark.parametrize("method", ["mean", "idf", "sif"])
+def test_save_and_reload_keep_pooling(tmp_path: Path, lee_texts: list[str], method: str) -> None:
+    emb = GloVeEmbedder.from_words(lee_words(), pooling=method, oov="zero")
+    if method != "mean":
+        emb.fit_pooling(lee_texts)
+    folder = emb.save(tmp_path / method)
+    back = embedkit.load(f"glove:{folder}")
+    assert isinstance(back, GloVeEmbedder)
+    assert back.pooling.method == method and back.oov == "zero"
+    texts = [*lee_texts[:20], "xqzv"]
+    np.testing.assert_allclose(back.embed(texts), emb.embed(texts), atol=1e-6)
+    override = embedkit.load(f"glove:{folder}?pooling=mean")
+    assert isinstance(override, GloVeEmbedder) and override.pooling.method == "mean"
+
+
+def test_king_man_woman_on_vectors_behind_an_embedder() -> None:
+    vectors = np.array([[0, 1, 0], [0, 0, 1], [1, 1, 0], [1, 0, 1], [0.1, 0.1, 0.1]])
+    words = WordVectors(["man", "woman", "king", "queen", "the"], vectors)
+    emb = GloVeEmbedder.from_words(words)
+    assert emb.words.analogy("man", "king", "woman", k=1)[0].word == "queen"
+    sims = embedkit.cosine_similarity(emb.embed(["the king"]), emb.embed(["the queen", "man"]))
+    assert sims.shape == (1, 2) and sims[0, 0] > 0.4
+
+
+def test_embed_tokens_skips_tokenisation() -> None:
+    emb = Word2VecEmbedder.from_words(lee_words())
+    np.testing.assert_array_equal(
+        emb.embed_tokens([["the", "police"], []]),
+        np.vstack([emb.embed(["The police"]), np.zeros((1, 50), np.float32)]),
+    )
