@@ -140,8 +140,9 @@ def bench_pooling(n_sentences: int, repeats: int) -> list[tuple[str, float, floa
     from gensim.models import Word2Vec
     from gensim.test.utils import datapath
 
-    from embedkit.backends.gensim import Word2VecEmbedder, from_keyed_vectors
+    from embedkit.backends.gensim import Word2VecEmbedder
     from embedkit.tokenize import simple_tokenize
+    from embedkit.wordfiles import from_keyed_vectors
 
     text = Path(datapath("lee_background.cor")).read_text("utf-8")
     sentences = [s.strip() for s in text.replace("\n", " ").split(". ") if s.strip()]
@@ -190,7 +191,7 @@ def bench_load(
 ) -> list[tuple[str, float, float, str]]:
     from gensim.models import KeyedVectors
 
-    from embedkit.backends.gensim import read_glove
+    from embedkit.wordfiles import read_glove
     from embedkit.words import WordVectors
 
     g_t, kv = timed(

@@ -13,16 +13,9 @@ import numpy as np
 import pytest
 
 import embedkit
-from embedkit.backends.gensim import (
-    GloVeEmbedder,
-    Word2VecEmbedder,
-    cached_glove,
-    read_glove,
-    read_keyed_vectors,
-    read_word2vec,
-    to_keyed_vectors,
-)
+from embedkit.backends.gensim import GloVeEmbedder, Word2VecEmbedder, cached_glove
 from embedkit.errors import ConfigError, CorruptFileError
+from embedkit.wordfiles import read_glove, read_keyed_vectors, read_word2vec, to_keyed_vectors
 from embedkit.words import WordVectors
 from test_words import lee_word2vec, lee_words
 

@@ -35,7 +35,7 @@ def lee_word2vec() -> Any:
 
 @functools.cache
 def lee_words() -> WordVectors:
-    from embedkit.backends.gensim import from_keyed_vectors
+    from embedkit.wordfiles import from_keyed_vectors
 
     return from_keyed_vectors(lee_word2vec().wv)
 

@@ -35,11 +35,12 @@ from typing import TypeVar
 
 from embedkit._optional import require
 from embedkit.backends.fasttext import FastTextEmbedder, fasttext_module
-from embedkit.backends.gensim import GloVeEmbedder, Word2VecEmbedder, from_keyed_vectors
+from embedkit.backends.gensim import GloVeEmbedder, Word2VecEmbedder
 from embedkit.backends.static import StaticEmbedder
 from embedkit.errors import BackendError, ConfigError, InvalidInputError
 from embedkit.glove import GloVeFit, build_vocab, cooccurrence, fit_glove
 from embedkit.tokenize import Tokenizer, get_tokenizer
+from embedkit.wordfiles import from_keyed_vectors
 from embedkit.words import WordVectors
 
 __all__ = [

@@ -34,9 +34,9 @@ import numpy as np
 from numpy.typing import NDArray
 
 from embedkit._optional import require
-from embedkit.backends.gensim import read_word2vec
 from embedkit.backends.static import StaticEmbedder, read_embedder_config
 from embedkit.errors import BackendError, ConfigError, CorruptFileError, MissingDependencyError
+from embedkit.wordfiles import read_word2vec
 from embedkit.words import WordVectors, is_saved_words
 
 __all__ = ["BROKEN_BUILDS", "FastTextEmbedder", "broken_build", "fasttext_module"]
