@@ -160,6 +160,11 @@ def test_rejected_texts_are_named_by_job_row() -> None:
     with pytest.raises(InvalidInputError) as info:
         embed(texts, Picky(), batch_size=2, cache=False)
     assert info.value.rows == [(3, "too spicy")]
+    # a repeated bad text is embedded once per batch, but every row holding it is named
+    repeated = ["spicy", "mild", "spicy", "hot and spicy"]
+    with pytest.raises(InvalidInputError) as info:
+        embed(repeated, Picky(), batch_size=4, cache=True)
+    assert info.value.positions == [0, 2, 3]
 
 
 def test_embed_to_npy_streams_blocks(tmp_path: Path, hashing: embedkit.Embedder) -> None:

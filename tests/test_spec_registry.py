@@ -134,3 +134,55 @@ def test_import_embedkit_is_light() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+def test_string_options_that_look_like_numbers_round_trip() -> None:
+    """A ``str`` parameter keeps "2024" as text; ``load(e.spec)`` rebuilds the same embedder."""
+
+    class Tagged(HashingEmbedder):
+        backend = "tagged"
+
+        def __init__(self, model: str = "", *, tag: str = "x", dim: int = 16) -> None:
+            super().__init__(dim=dim)
+            self.tag = tag
+
+        def _spec_parts(self) -> tuple[str, dict[str, object]]:  # type: ignore[override]
+            return "", {"tag": self.tag, "dim": self.dim}
+
+    embedkit.register("tagged", Tagged)
+    model = embedkit.load("tagged?tag=0123&dim=16")
+    assert model.tag == "0123" and model.dim == 16  # type: ignore[attr-defined]
+    again = embedkit.load(model.spec)
+    assert again.spec == model.spec and again.tag == "0123"  # type: ignore[attr-defined]
+    assert embedkit.load("tagged?tag=none").tag == "none"  # type: ignore[attr-defined]
+
+
+def test_load_does_not_evaluate_properties_of_an_embedder() -> None:
+    """Recognising an Embedder must not call ``dim`` (for some backends that is a request)."""
+
+    class Lazy(HashingEmbedder):
+        @property
+        def dim(self) -> int:
+            raise AssertionError("dim was evaluated")
+
+    model = Lazy()
+    assert embedkit.load(model) is model
+
+
+def test_non_finite_backend_output_is_caught() -> None:
+    class Broken(HashingEmbedder):
+        def _embed(self, texts: list[str]) -> np.ndarray:
+            out = super()._embed(texts)
+            out[1, 0] = np.nan
+            return out
+
+    with pytest.raises(embedkit.BadResponseError, match="NaN or infinity for rows 1"):
+        Broken().embed(["a", "b", "c"])
+
+
+def test_import_embedkit_loads_no_backend_module() -> None:
+    code = (
+        "import sys, embedkit; print([m for m in sys.modules if m.startswith('embedkit.backends')])"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -8,6 +8,9 @@
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from embedkit.errors import (
     BackendError,
     BadResponseError,
@@ -30,10 +33,22 @@ from embedkit.pipeline import embed
 from embedkit.protocol import BaseEmbedder, Embedder, embed_queries
 from embedkit.registry import DEFAULT_MODEL, available_backends, load, register
 from embedkit.similarity import TopK, cosine_similarity, normalize, top_k
-from embedkit.train import train_fasttext, train_glove, train_word2vec
 from embedkit.words import Neighbor, OutOfVocabularyError, WordVectors
 
+if TYPE_CHECKING:
+    from embedkit.train import train_fasttext, train_glove, train_word2vec
+
 __version__ = "0.1.0"
+
+# Training builds backends, so it is imported on first use: `import embedkit` loads no backend.
+_LAZY = {name: "embedkit.train" for name in ("train_fasttext", "train_glove", "train_word2vec")}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'embedkit' has no attribute {name!r}")
+
 
 __all__ = [
     "DEFAULT_MODEL",

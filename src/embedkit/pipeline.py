@@ -158,7 +158,7 @@ class EmbedJob:
                     bad,
                 )
         if self.cache is None:
-            out = self._call_backend(batch, [offset + i for i in range(len(batch))])
+            out = self._call_backend(batch, [[offset + i] for i in range(len(batch))])
             self.stats.computed += len(batch)
             return out
         keys = [text_key(t) for t in batch]
@@ -167,28 +167,30 @@ class EmbedJob:
         self.stats.cached += len(batch) - missing.size
         if missing.size == 0:
             return out
-        first: dict[str, int] = {}  # distinct missing text -> its first row in the batch
+        first: dict[str, list[int]] = {}  # distinct missing text -> all its rows in the batch
         for i in missing.tolist():
-            first.setdefault(batch[i], i)
+            first.setdefault(batch[i], []).append(i)
         todo = list(first)
-        new = self._call_backend(todo, [offset + first[t] for t in todo])
+        new = self._call_backend(todo, [[offset + i for i in first[t]] for t in todo])
         slot = {t: j for j, t in enumerate(todo)}
         for i in missing.tolist():
             out[i] = new[slot[batch[i]]]
-        self.cache.put(self.spec, [keys[first[t]] for t in todo], new)
+        self.cache.put(self.spec, [keys[first[t][0]] for t in todo], new)
         self.stats.computed += len(todo)
         self.stats.duplicates += missing.size - len(todo)
         return out
 
-    def _count_long(self, texts: list[str], rows: list[int]) -> None:
+    def _count_long(self, texts: list[str], rows: list[list[int]]) -> None:
         limit = getattr(self.embedder, "max_tokens", None)
         counter = getattr(self.embedder, "count_tokens", None)
         if limit is None or counter is None or getattr(self.embedder, "on_long", None) == "error":
             return
         counts = np.asarray(counter(texts))
-        self.stats.long_rows += [rows[i] for i in np.flatnonzero(counts > int(limit)).tolist()]
+        long = np.flatnonzero(counts > int(limit)).tolist()
+        self.stats.long_rows += sorted(row for i in long for row in rows[i])
 
-    def _call_backend(self, texts: list[str], rows: list[int]) -> Matrix:
+    def _call_backend(self, texts: list[str], rows: list[list[int]]) -> Matrix:
+        """Embed distinct ``texts``; ``rows[i]`` lists every job row that holds ``texts[i]``."""
         try:
             self._count_long(texts, rows)
             with warnings.catch_warnings():  # the job warns once, with job rows, at the end
@@ -197,7 +199,7 @@ class EmbedJob:
         except InvalidInputError as exc:  # positions within this call -> rows of the job
             raise type(exc)(
                 f"{len(exc.rows)} inputs rejected by {self.spec}",
-                [(rows[i], why) for i, why in exc.rows if 0 <= i < len(rows)],
+                sorted((row, why) for i, why in exc.rows if 0 <= i < len(rows) for row in rows[i]),
             ) from exc
         if out.shape != (len(texts), self.dim):
             raise BadResponseError(
@@ -208,7 +210,7 @@ class EmbedJob:
         if bad.size:
             raise BadResponseError(
                 f"{self.spec} returned NaN or infinity for rows "
-                f"{', '.join(str(rows[i]) for i in bad[:10])}"
+                f"{', '.join(str(rows[i][0]) for i in bad[:10])}"
             )
         return out
 

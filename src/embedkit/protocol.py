@@ -171,6 +171,11 @@ class BaseEmbedder(ABC):
             raise BadResponseError(
                 f"{self.backend} returned shape {out.shape}, expected ({n}, {self.dim})"
             )
+        bad = np.flatnonzero(~np.isfinite(out).all(axis=1))
+        if bad.size:
+            raise BadResponseError(
+                f"{self.backend} returned NaN or infinity for rows {_preview(bad.tolist())}"
+            )
         return out
 
 

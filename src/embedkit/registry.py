@@ -23,7 +23,7 @@ from typing import Any
 
 from embedkit.errors import ConfigError, MissingDependencyError, UnknownBackendError
 from embedkit.protocol import Embedder
-from embedkit.spec import parse_spec
+from embedkit.spec import coerce_option, split_spec
 
 __all__ = ["DEFAULT_MODEL", "available_backends", "load", "register"]
 
@@ -119,6 +119,37 @@ def _resolve(info: BackendInfo) -> Factory:
     return factory
 
 
+def _is_embedder(obj: object) -> bool:
+    """Embedder-shaped, checked without evaluating properties (``dim`` may send a request)."""
+    if isinstance(obj, (str, Mapping)) or obj is None:
+        return False
+    return all(_has_static(obj, name) for name in ("dim", "spec", "embed"))
+
+
+def _has_static(obj: object, name: str) -> bool:
+    try:
+        inspect.getattr_static(obj, name)
+    except AttributeError:
+        return False
+    return True
+
+
+def _typed_option(factory: Factory, name: str, value: str) -> Any:
+    """A spec option's string, typed by the factory's annotation where it says ``str``.
+
+    ``fit_corpus=2024`` stays the string ``"2024"`` for a ``str`` parameter; for
+    anything else :func:`~embedkit.spec.coerce_option` decides (int, float, bool, None).
+    """
+    try:
+        param = inspect.signature(factory).parameters.get(name)
+    except (TypeError, ValueError):
+        param = None
+    note = "" if param is None else str(param.annotation)
+    if "str" in note and not any(t in note for t in ("int", "float", "bool")):
+        return None if value.lower() == "none" and "None" in note else value
+    return coerce_option(value)
+
+
 def load(config: str | Mapping[str, Any] | Embedder | None = None, **overrides: Any) -> Embedder:
     """Build an embedder from a spec string, a config dict, or return an Embedder as is.
 
@@ -131,12 +162,14 @@ def load(config: str | Mapping[str, Any] | Embedder | None = None, **overrides: 
     """
     if config is None:
         config = os.environ.get(ENV_VAR) or DEFAULT_MODEL
-    if isinstance(config, Embedder) and not isinstance(config, (str, Mapping)):
+    if _is_embedder(config):
         if overrides:
             raise ConfigError("options cannot be applied to an already built embedder")
-        return config
+        return config  # type: ignore[return-value]
+    raw: dict[str, str] = {}
     if isinstance(config, str):
-        backend, model, options = parse_spec(config)
+        backend, model, raw = split_spec(config)
+        options: dict[str, Any] = {}
     elif isinstance(config, Mapping):
         options = dict(config)
         backend = str(options.pop("backend", "") or "").lower()
@@ -155,6 +188,7 @@ def load(config: str | Mapping[str, Any] | Embedder | None = None, **overrides: 
             f"unknown backend {backend!r}; available: {', '.join(sorted(backends))}"
         )
     factory = _resolve(backends[backend])
+    options = {**{k: _typed_option(factory, k, v) for k, v in raw.items()}, **options}
     try:
         inspect.signature(factory).bind(model, **options)
     except TypeError as exc:

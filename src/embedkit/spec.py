@@ -13,7 +13,7 @@ from urllib.parse import parse_qsl, quote, unquote
 
 from embedkit.errors import ConfigError
 
-__all__ = ["format_spec", "parse_spec"]
+__all__ = ["coerce_option", "format_spec", "parse_spec", "split_spec"]
 
 OptionValue = str | int | float | bool | None
 
@@ -23,7 +23,14 @@ def parse_spec(spec: str) -> tuple[str, str, dict[str, OptionValue]]:
 
     The model part may be empty (``"hashing?dim=256"``) and may itself contain
     ``:`` (URLs, Windows paths); only the first ``:`` separates the backend.
+    Option values are coerced by :func:`coerce_option`.
     """
+    backend, model, raw = split_spec(spec)
+    return backend, model, {key: coerce_option(value) for key, value in raw.items()}
+
+
+def split_spec(spec: str) -> tuple[str, str, dict[str, str]]:
+    """Like :func:`parse_spec`, with option values left as the strings written."""
     if not isinstance(spec, str) or not spec.strip():
         raise ConfigError(f"a model spec must be a non-empty string, got {spec!r}")
     head, _, query = spec.strip().partition("?")
@@ -31,11 +38,11 @@ def parse_spec(spec: str) -> tuple[str, str, dict[str, OptionValue]]:
     backend = backend.strip().lower()
     if not backend:
         raise ConfigError(f"spec {spec!r} names no backend; expected 'backend:model'")
-    options: dict[str, OptionValue] = {}
+    options: dict[str, str] = {}
     for key, value in parse_qsl(query, keep_blank_values=True, strict_parsing=bool(query)):
         if key in options:
             raise ConfigError(f"option {key!r} given twice in spec {spec!r}")
-        options[key] = _coerce(value)
+        options[key] = value
     return backend, unquote(model.strip()), options
 
 
@@ -58,7 +65,8 @@ def _render(value: OptionValue) -> str:
     return str(value)
 
 
-def _coerce(value: str) -> OptionValue:
+def coerce_option(value: str) -> OptionValue:
+    """``true``/``false`` -> bool, ``none`` -> None, integers -> int, decimals -> float, else str."""
     low = value.lower()
     if low in ("true", "false"):
         return low == "true"
