@@ -140,3 +140,45 @@ def test_unreadable_files_raise_clear_errors(tmp_path: Path) -> None:
     (tmp_path / "folder").mkdir()
     with pytest.raises(ConfigError, match="manifest"):
         FastTextEmbedder(str(tmp_path / "folder"))
+
+
+# -- specs and saved pooling weights ------------------------------------------------------
+def test_saved_folder_keeps_or_refits_its_weights_like_the_other_backends(
+    lee_bin: FastTextEmbedder, tmp_path: Path
+) -> None:
+    lee, head = _data("lee_background.cor"), _data("head500.noblanks.cor")
+    texts = ["the governmnet of australia", "police fire", "qwxz"]
+    fitted = FastTextEmbedder(_data("lee_fasttext_new.bin"), pooling="idf", fit_corpus=lee)
+    folder = fitted.save(tmp_path / "idf")
+    kept = embedkit.load(f"fasttext:{folder}")
+    assert isinstance(kept, FastTextEmbedder) and f"fit_corpus={lee}" in kept.spec
+    np.testing.assert_allclose(kept.embed(texts), fitted.embed(texts), rtol=1e-6)
+    refit = embedkit.load(f"fasttext:{folder}?fit_corpus={head}")
+    assert f"fit_corpus={head}" in refit.spec
+    manual = FastTextEmbedder(str(folder), pooling="idf").fit_pooling(head)
+    np.testing.assert_allclose(refit.embed(texts), manual.embed(texts), rtol=1e-6)
+    assert not np.allclose(refit.embed(texts), kept.embed(texts))
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        "fasttext:{bin}",
+        "fasttext:{bin}?pooling=sif&fit_corpus={lee}&oov=zero",
+        "fasttext:{vec}",
+        "fasttext:{vec}?tokenizer=words-cased&pooling=idf&fit_corpus={lee}",
+        "fasttext:{folder}",
+        "fasttext:{folder}?pooling=mean",
+    ],
+)
+def test_load_of_the_spec_rebuilds_the_fasttext_embedder(tmp_path: Path, template: str) -> None:
+    lee, path = _data("lee_background.cor"), _data("lee_fasttext_new.bin")
+    paths = {"bin": path, "vec": _data("lee_fasttext.vec"), "folder": "", "lee": lee}
+    if "{folder}" in template:  # a saved folder with subwords and idf weights fitted on lee
+        fitted = FastTextEmbedder(path, pooling="idf", fit_corpus=lee)
+        paths["folder"] = str(fitted.save(tmp_path / "folder"))
+    emb = embedkit.load(template.format(**paths))
+    again = embedkit.load(emb.spec)
+    assert isinstance(again, FastTextEmbedder) and again.spec == emb.spec
+    texts = ["the governmnet of australia", "police", "qwxz"]
+    np.testing.assert_allclose(again.embed(texts), emb.embed(texts), rtol=1e-6, atol=1e-7)

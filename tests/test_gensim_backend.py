@@ -99,6 +99,54 @@ def test_damaged_files_raise_corrupt_file_error(
         read_word2vec(short)
 
 
+def test_every_line_must_hold_dim_values(tmp_path: Path) -> None:
+    bad = tmp_path / "shifted.txt"
+    bad.write_text("a 1 2\nb 3 4 5\nc 6\n")  # 6 values in all: 3 x 2, but not per line
+    with pytest.raises(CorruptFileError, match=r"bad lines: line 2 \(b'b': 3 values\)"):
+        read_glove(bad)
+    with pytest.raises(CorruptFileError, match=r"line 3 \(b'b': 3 values\)"):
+        read_word2vec_text(tmp_path, "3 2\na 1 2\nb 3 4 5\nc 6\n")
+    # a tab hides the count from a space count: one line short, one long, same total
+    bad.write_text("a 1 2 3\nb 1  2\nc 1 2 3\t4\n")
+    with pytest.raises(CorruptFileError, match=r"line 2 \(b'b': 2 values\)"):
+        read_glove(bad)
+    spaced = tmp_path / "spaced.txt"  # odd but valid whitespace still loads
+    spaced.write_text("a 1  2\r\nb 3\t4 \n\nc  5 6\n")
+    words = read_glove(spaced)
+    assert words.words == ["a", "b", "c"]
+    np.testing.assert_array_equal(words.vectors, [[1, 2], [3, 4], [5, 6]])
+
+
+def read_word2vec_text(folder: Path, text: str) -> WordVectors:
+    path = folder / "vectors.w2v.txt"
+    path.write_text(text)
+    return read_word2vec(path, binary=False)
+
+
+def test_nan_and_infinity_raise_naming_the_words(tmp_path: Path) -> None:
+    glove = tmp_path / "nan.txt"
+    glove.write_text("a 1 2\nb nan 4\nc 5 6\nd 7 -inf\n")
+    with pytest.raises(
+        CorruptFileError, match=r"2 vectors hold NaN.*line 2 \('b'\), line 4 \('d'\)"
+    ):
+        read_glove(glove)
+    with pytest.raises(CorruptFileError, match=r"line 3 \('b'\)"):
+        read_word2vec_text(tmp_path, "2 2\na 1 2\nb inf 4\n")
+    rows = np.array([[1, 2], [np.nan, 4], [5, 6]], dtype="<f4")
+    binary = tmp_path / "nan.bin"
+    binary.write_bytes(
+        b"3 2\n"
+        + b"".join(
+            w + b" " + r.tobytes() + b"\n" for w, r in zip([b"a", b"b", b"c"], rows, strict=True)
+        )
+    )
+    with pytest.raises(CorruptFileError, match=r"word 2 \('b'\)"):
+        read_word2vec(binary, binary=True)
+    with pytest.raises(CorruptFileError, match="NaN"):
+        Word2VecEmbedder(str(binary))
+    assert read_word2vec(binary, binary=True, limit=1).words == ["a"]
+
+
 def test_gensim_pickles_need_explicit_opt_in(saved_formats: dict[str, Path]) -> None:
     path = saved_formats["kv"]
     assert path.read_bytes()[:1] == pickle.PROTO
@@ -128,6 +176,24 @@ def test_load_by_spec_and_reload_from_spec(saved_formats: dict[str, Path]) -> No
         embedkit.load("glove:/nonexistent/file.txt")
     with pytest.raises(ConfigError, match="needs a path"):
         embedkit.load("word2vec")
+
+
+def test_limit_is_part_of_the_spec(tmp_path: Path, saved_formats: dict[str, Path]) -> None:
+    full = Word2VecEmbedder(str(saved_formats["bin"]))
+    small = Word2VecEmbedder(str(saved_formats["bin"]), limit=30)
+    assert len(small.words) == 30 and "limit=30" in small.spec and "limit" not in full.spec
+    text = ["the police said the fire was contained"]
+    assert not np.allclose(small.embed(text), full.embed(text))
+    again = embedkit.load(small.spec)
+    assert isinstance(again, Word2VecEmbedder) and again.spec == small.spec
+    np.testing.assert_array_equal(again.embed(text), small.embed(text))
+    folder = full.save(tmp_path / "full")
+    from_folder = embedkit.load(f"word2vec:{folder}?limit=30")
+    assert "limit=30" in from_folder.spec
+    np.testing.assert_array_equal(from_folder.embed(text), small.embed(text))
+    for bad in (0, -1, True, 2.5):
+        with pytest.raises(ConfigError, match="limit"):
+            Word2VecEmbedder(str(saved_formats["bin"]), limit=bad)  # type: ignore[arg-type]
 
 
 def test_native_folder_reload_with_mmap(tmp_path: Path) -> None:

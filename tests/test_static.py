@@ -132,3 +132,94 @@ def test_embed_tokens_skips_tokenisation() -> None:
         emb.embed_tokens([["the", "police"], []]),
         np.vstack([emb.embed(["The police"]), np.zeros((1, 50), np.float32)]),
     )
+
+
+# -- specs of file-backed embedders ---------------------------------------------------------
+def datapath(name: str) -> str:
+    from gensim.test.utils import datapath as gensim_datapath
+
+    return str(gensim_datapath(name))
+
+
+@pytest.fixture(scope="module")
+def paths(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """Vector files and native folders (idf fitted on a corpus file, sif fitted in memory)."""
+    folder = tmp_path_factory.mktemp("specs")
+    text = folder / "lee.txt"
+    lee_word2vec().wv.save_word2vec_format(str(text))
+    idf = Word2VecEmbedder(str(text), pooling="idf", fit_corpus=lee_path()).save(folder / "idf")
+    with open(lee_path(), encoding="utf-8") as fh:
+        sif = Word2VecEmbedder.from_words(lee_words(), pooling="sif").fit_pooling(list(fh))
+    return {
+        "text": str(text),
+        "idf": str(idf),
+        "sif": str(sif.save(folder / "sif")),
+        "glove": datapath("test_glove.txt"),
+        "lee": lee_path(),
+        "head": datapath("head500.noblanks.cor"),
+    }
+
+
+SPECS = [
+    "word2vec:{text}",
+    "word2vec:{text}?limit=40",
+    "word2vec:{text}?limit=40&oov=zero&tokenizer=words-cased",
+    "word2vec:{text}?pooling=idf&fit_corpus={lee}",
+    "word2vec:{text}?pooling=idf&fit_corpus={head}",
+    "word2vec:{text}?pooling=sif&fit_corpus={lee}&limit=200",
+    "word2vec:{idf}",
+    "word2vec:{idf}?mmap=true",
+    "word2vec:{idf}?fit_corpus={head}",
+    "word2vec:{idf}?tokenizer=words-cased",
+    "word2vec:{idf}?limit=300",
+    "word2vec:{idf}?pooling=mean",
+    "word2vec:{sif}",
+    "glove:{glove}",
+    "glove:{glove}?limit=10",
+    "glove:{sif}",
+]
+SPEC_TEXTS = ["The police said the fire was contained", "Australia's government", "qwxz"]
+
+
+@pytest.mark.parametrize("template", SPECS)
+def test_load_of_the_spec_rebuilds_the_embedder(paths: dict[str, str], template: str) -> None:
+    emb = embedkit.load(template.format(**paths))
+    again = embedkit.load(emb.spec)
+    assert type(again) is type(emb) and again.spec == emb.spec
+    np.testing.assert_allclose(again.embed(SPEC_TEXTS), emb.embed(SPEC_TEXTS), atol=1e-6)
+
+
+def test_embedders_with_different_vectors_have_different_specs(paths: dict[str, str]) -> None:
+    by_spec: dict[str, list[np.ndarray]] = {}
+    for template in SPECS:
+        emb = embedkit.load(template.format(**paths))
+        by_spec.setdefault(emb.spec, []).append(emb.embed(SPEC_TEXTS))
+    for spec, outputs in by_spec.items():
+        for out in outputs[1:]:
+            np.testing.assert_allclose(out, outputs[0], atol=1e-6, err_msg=spec)
+    assert len(by_spec) == len(SPECS) - 1  # only ?mmap=true (same vectors) shares a spec
+
+
+def test_saved_weights_are_refitted_when_what_they_depend_on_changes(
+    paths: dict[str, str],
+) -> None:
+    folder = paths["idf"]
+    kept = Word2VecEmbedder(folder)
+    assert kept.pooling.method == "idf" and f"fit_corpus={paths['lee']}" in kept.spec
+    for options, corpus in (
+        ({"tokenizer": "words-cased"}, paths["lee"]),
+        ({"fit_corpus": paths["head"]}, paths["head"]),
+        ({"limit": 300}, paths["lee"]),
+    ):
+        emb = Word2VecEmbedder(folder, **options)  # type: ignore[arg-type]
+        manual = Word2VecEmbedder(
+            folder,
+            pooling="idf",
+            tokenizer=str(options.get("tokenizer", "words")),
+            limit=options.get("limit"),  # type: ignore[arg-type]
+        ).fit_pooling(corpus)
+        np.testing.assert_allclose(emb.embed(SPEC_TEXTS), manual.embed(SPEC_TEXTS), atol=1e-6)
+        assert f"fit_corpus={corpus}" in emb.spec
+    with pytest.raises(ConfigError, match="limit=300: give fit_corpus"):
+        Word2VecEmbedder(paths["sif"], limit=300)  # in-memory weights cannot be refitted
+    Word2VecEmbedder(paths["sif"], limit=300, pooling="mean")

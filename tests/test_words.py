@@ -53,7 +53,14 @@ def wv() -> WordVectors:
 def toy() -> WordVectors:
     """Hand-made vectors where king - man + woman = queen exactly (dims: royal, male, female)."""
     words = ["man", "woman", "king", "queen", "apple", "pear"]
-    vectors = [[0, 1, 0, 0], [0, 0, 1, 0], [1, 1, 0, 0], [1, 0, 1, 0], [0, 0, 0, 1], [0, 0.1, 0, 1]]
+    vectors: list[list[float]] = [
+        [0, 1, 0, 0],
+        [0, 0, 1, 0],
+        [1, 1, 0, 0],
+        [1, 0, 1, 0],
+        [0, 0, 0, 1],
+        [0, 0.1, 0, 1],
+    ]
     return WordVectors(words, vectors, counts=[6, 5, 4, 3, 2, 1])
 
 
@@ -125,6 +132,22 @@ def test_toy_analogy_add_and_mul() -> None:
         w.analogy("man", "king", "woman", method="sub")  # type: ignore[arg-type]
     with pytest.raises(InvalidInputError):
         w.doesnt_match(["man"])
+
+
+@pytest.mark.parametrize("method", ["add", "mul"])
+def test_analogy_never_answers_the_query_words_even_with_a_large_k(method: str) -> None:
+    w = toy()  # 6 words: at most 3 answers once man, king, woman are excluded
+    found = w.analogy("man", "king", "woman", k=10, method=method)  # type: ignore[arg-type]
+    assert [n.word for n in found][:1] == ["queen"] and len(found) == 3
+    assert {n.word for n in found} == {"queen", "apple", "pear"}
+    assert all(np.isfinite(n.score) for n in found)
+    batch = w.analogy_batch(
+        [("man", "king", "woman"), ("apple", "pear", "man")],
+        k=5,
+        method=method,  # type: ignore[arg-type]
+    )
+    assert [len(b) for b in batch] == [3, 3]
+    assert not {"apple", "pear", "man"} & {n.word for n in batch[1]}
 
 
 def test_most_similar_equals_gensim(wv: WordVectors, kv: Any) -> None:

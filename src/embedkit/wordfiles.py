@@ -14,7 +14,9 @@ Formats read (numpy only, no gensim needed):
 Text files are parsed in blocks of whole lines with one vectorised number parse
 per block (about 9x faster than gensim's ``load_word2vec_format`` on a
 400k-word GloVe file, see ``benchmarks/bench_words.py``). A line with the wrong
-number of values raises :class:`~embedkit.errors.CorruptFileError` naming it.
+number of values, or a NaN or infinite value, raises
+:class:`~embedkit.errors.CorruptFileError` naming it (binary files: the word and
+its position, counted from 1).
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ __all__ = [
 ]
 
 BLOCK_BYTES = 1 << 24
+OTHER_WHITESPACE = (b"\t", b"\r", b"\x0b", b"\x0c")  # besides " " and "\n"
 
 
 # -- readers ------------------------------------------------------------------------------
@@ -82,7 +85,9 @@ def read_keyed_vectors(path: str | os.PathLike[str], *, allow_pickle: bool = Fal
         kv = gensim_models.KeyedVectors.load(str(path))
     except Exception as exc:  # pickle/IO errors of any kind, translated at the boundary
         raise BackendError(f"gensim cannot load {path}: {exc}") from exc
-    return from_keyed_vectors(getattr(kv, "wv", kv))
+    words = from_keyed_vectors(getattr(kv, "wv", kv))
+    _check_finite(Path(path), words.words, words.vectors, 0, "word")
+    return words
 
 
 def from_keyed_vectors(kv: Any) -> WordVectors:
@@ -147,6 +152,7 @@ def _read_binary(fh: BinaryIO, file: Path, count: int, dim: int) -> WordVectors:
         words.append(_decode(data[pos:end], file, row))
         vectors[row] = np.frombuffer(data, dtype="<f4", count=dim, offset=end + 1)
         pos = end + 1 + row_bytes
+    _check_finite(file, words, vectors, 0, "word")
     return WordVectors(words, vectors)
 
 
@@ -165,15 +171,22 @@ def _read_text(
         if limit is not None:
             lines = lines[: limit - len(words)]
         parts = [line.rstrip().partition(b" ") for line in lines]
-        if dim is None and parts:
+        if not parts:
+            continue
+        if dim is None:
             dim = len(parts[0][2].split())
             if dim == 0:
                 raise CorruptFileError(f"{file} line 1 holds a word and no numbers")
-        values = _parse_numbers(b" ".join(p[2] for p in parts))
-        if values.size != len(parts) * (dim or 0):
-            _raise_bad_line(file, parts, dim or 0, line_no)
-        words += [_decode(p[0], file, line_no + i) for i, p in enumerate(parts)]
-        blocks.append(values.reshape(len(parts), dim or 0))
+        rests = [p[2] for p in parts]
+        text = b"\n".join(rests)
+        values = _parse_numbers(text)
+        if values.size != len(parts) * dim or not _each_line_holds(dim, rests, text):
+            _raise_bad_line(file, parts, dim, line_no)
+        block_words = [_decode(p[0], file, line_no + i) for i, p in enumerate(parts)]
+        matrix = values.reshape(len(parts), dim)
+        _check_finite(file, block_words, matrix, line_no)
+        words += block_words
+        blocks.append(matrix)
         line_no += len(parts)
     if not words or dim is None:
         raise CorruptFileError(f"{file} holds no word vectors")
@@ -190,6 +203,53 @@ def _parse_numbers(text: bytes) -> NDArray[np.float32]:
     except (ValueError, DeprecationWarning):
         return np.empty(0, dtype=np.float32)
     return out
+
+
+def _each_line_holds(dim: int, rests: list[bytes], text: bytes) -> bool:
+    """True when each line ``rests[i]`` holds exactly ``dim`` whitespace-separated fields.
+
+    Only valid together with the caller's check that the block parsed to
+    ``len(rests) * dim`` numbers. Fast path: with ``" "`` as the only whitespace in
+    ``text = b"\\n".join(rests)``, line ``i`` holds at most ``spaces_i + 1`` fields, so
+    ``spaces_i = dim - 1`` for every line plus that total means exactly ``dim`` each.
+    Otherwise (tabs, double spaces, a bad line) the fields are counted per line.
+    """
+    if not any(char in text for char in OTHER_WHITESPACE):
+        spaces = np.fromiter((r.count(b" ") for r in rests), np.int64, len(rests))
+        if (spaces == dim - 1).all():
+            return True
+    return bool((_values_per_line(text) == dim).all())
+
+
+def _values_per_line(text: bytes) -> NDArray[np.int64]:
+    """Whitespace-separated fields on each ``\\n``-separated line of ``text``.
+
+    ``res[i]`` = number of field starts (a byte > 32 after a byte <= 32, or at the
+    start) between line break ``i - 1`` and line break ``i``; vectorised over the bytes.
+    """
+    buf = np.frombuffer(text, dtype=np.uint8)
+    blank = buf <= 32
+    starts = np.flatnonzero(blank[:-1] & ~blank[1:]) + 1
+    if buf.size and not blank[0]:
+        starts = np.concatenate([[0], starts])
+    bounds = np.append(np.flatnonzero(buf == ord("\n")), buf.size)
+    return np.diff(np.searchsorted(starts, bounds), prepend=0)
+
+
+def _check_finite(
+    file: Path, words: list[str], matrix: NDArray[np.float32], first: int, unit: str = "line"
+) -> None:
+    """:class:`CorruptFileError` naming the rows whose vectors hold NaN or infinity.
+
+    Row ``i`` is reported as ``f"{unit} {first + i + 1}"`` with its word.
+    """
+    finite = np.isfinite(matrix)
+    if finite.all():
+        return
+    rows = np.flatnonzero(~finite.all(axis=1))
+    named = ", ".join(f"{unit} {first + i + 1} ({words[i][:40]!r})" for i in rows[:10].tolist())
+    more = f" and {rows.size - 10} more" if rows.size > 10 else ""
+    raise CorruptFileError(f"{file}: {rows.size} vectors hold NaN or infinity: {named}{more}")
 
 
 def _raise_bad_line(

@@ -376,7 +376,11 @@ class WordVectors:
         return TopK(indices, scores)
 
     def _cosmul(self, units: NDArray[np.float32], k: int, exclude: Sequence[Sequence[int]]) -> TopK:
-        """3CosMul over the whole vocabulary, in blocks of queries."""
+        """3CosMul over the whole vocabulary, in blocks of queries.
+
+        Excluded rows score ``-inf``; where fewer than ``k`` other rows exist they come
+        back with index ``-1`` (dropped by :meth:`_neighbors`), as in :meth:`_search`.
+        """
         normed = self.normed
         n = normed.shape[0]
         k = min(int(k), n)
@@ -388,9 +392,12 @@ class WordVectors:
             sims = (1.0 + (part.reshape(-1, self.dim) @ normed.T)) / 2.0
             sims = sims.reshape(part.shape[0], 3, n)
             value = sims[:, 1] * sims[:, 2] / (sims[:, 0] + COSMUL_EPS)
-            for row, items in enumerate(exclude[q0 : q0 + block]):
-                value[row, [i for i in items if i >= 0]] = -np.inf
+            excluded = [[i for i in items if i >= 0] for items in exclude[q0 : q0 + block]]
+            for row, items in enumerate(excluded):
+                value[row, items] = -np.inf
             found = top_k(value, k)
+            for row, items in enumerate(excluded):
+                found.indices[row, np.isin(found.indices[row], items)] = -1
             indices[q0 : q0 + block], scores[q0 : q0 + block] = found
         return TopK(indices, scores)
 

@@ -34,10 +34,11 @@ import numpy as np
 from numpy.typing import NDArray
 
 from embedkit._optional import require
-from embedkit.backends.static import StaticEmbedder, read_embedder_config
-from embedkit.errors import BackendError, ConfigError, CorruptFileError, MissingDependencyError
+from embedkit.backends.static import StaticEmbedder, locate, read_folder
+from embedkit.errors import BackendError, CorruptFileError, MissingDependencyError
+from embedkit.pooling import Pooling
 from embedkit.wordfiles import read_word2vec
-from embedkit.words import WordVectors, is_saved_words
+from embedkit.words import WordVectors
 
 __all__ = ["BROKEN_BUILDS", "FastTextEmbedder", "broken_build", "fasttext_module"]
 
@@ -102,19 +103,12 @@ class FastTextEmbedder(StaticEmbedder):
         fit_corpus: str | None = None,
         mmap: bool = False,
     ) -> None:
-        if not model:
-            raise ConfigError("the fasttext backend needs a path: 'fasttext:<file.bin|file.vec>'")
-        path = Path(model).expanduser()
-        if not path.exists():
-            raise ConfigError(f"fastText model not found: {path}")
+        path = locate(self.backend, model)
         config: dict[str, Any] = {}
-        weights = None
+        weights: Pooling | None = None
         self.model: Any = None
         if path.is_dir():
-            if not is_saved_words(path):
-                raise ConfigError(f"{path} is a folder without a saved-vectors manifest.json")
-            words = WordVectors.load(path, mmap=mmap)
-            config, weights = read_embedder_config(path)
+            words, config, weights = read_folder(path, mmap=mmap)
             if (path / MODEL_FILE).is_file():
                 self.model = _load_model(path / MODEL_FILE)
                 words.subword = _subword_function(self.model)
@@ -123,20 +117,17 @@ class FastTextEmbedder(StaticEmbedder):
         else:
             self.model = _load_model(path)
             words = _model_words(self.model, path)
-        method = pooling or config.get("pooling", "mean")
-        if weights is not None and weights.method != method:
-            weights = None
-        super().__init__(
+        self._init_loaded(
             words,
-            source=str(path),
-            tokenizer=tokenizer or config.get("tokenizer", "words"),
-            pooling=method,
-            oov=oov or config.get("oov", "skip"),
-            weights=weights,
+            path,
+            config,
+            weights,
+            tokenizer=tokenizer,
+            pooling=pooling,
+            oov=oov,
             fit_corpus=fit_corpus,
+            limit=None,
         )
-        if weights is not None and isinstance(config.get("fit"), str):
-            self.fit_corpus = config["fit"]
 
     @classmethod
     def from_model(cls, model: Any, **options: Any) -> FastTextEmbedder:

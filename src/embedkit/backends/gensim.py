@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from embedkit.backends.static import StaticEmbedder, read_embedder_config
+from embedkit.backends.static import StaticEmbedder, check_limit, locate, read_folder
 from embedkit.errors import ConfigError
 from embedkit.pooling import Pooling
 from embedkit.wordfiles import (
@@ -34,7 +34,10 @@ __all__ = [
 
 
 class _FileEmbedder(StaticEmbedder):
-    """Shared loading of a path or native folder; options left ``None`` come from the folder."""
+    """Shared loading of a path or native folder; options left ``None`` come from the folder.
+
+    ``limit`` keeps the first rows only (and is part of the spec).
+    """
 
     def __init__(
         self,
@@ -48,40 +51,24 @@ class _FileEmbedder(StaticEmbedder):
         limit: int | None = None,
         **read_options: Any,
     ) -> None:
-        if not model:
-            raise ConfigError(f"the {self.backend} backend needs a path: '{self.backend}:<path>'")
-        path = Path(model).expanduser()
-        if not path.exists():
-            raise ConfigError(f"{self.backend} vectors not found: {path}")
+        path = locate(self.backend, model)
+        limit = check_limit(limit)
         config: dict[str, Any] = {}
         weights: Pooling | None = None
         if path.is_dir():
-            if not is_saved_words(path):
-                raise ConfigError(f"{path} is a folder without a saved-vectors manifest.json")
-            words = WordVectors.load(path, mmap=mmap)
-            if limit is not None:
-                words = words.restrict(limit)
-            config, weights = read_embedder_config(path)
+            words, config, weights = read_folder(path, mmap=mmap, limit=limit)
         else:
             words = self._read(path, limit, **read_options)
-        method = pooling or config.get("pooling", "mean")
-        saved_fit = config.get("fit_corpus")
-        if weights is not None and (
-            weights.method != method
-            or limit is not None
-            or (fit_corpus is not None and fit_corpus != saved_fit)
-        ):
-            weights = None
-        if weights is not None and fit_corpus is None and isinstance(saved_fit, str):
-            fit_corpus = saved_fit
-        super().__init__(
+        self._init_loaded(
             words,
-            source=str(path),
-            tokenizer=tokenizer or config.get("tokenizer", "words"),
-            pooling=method,
-            oov=oov or config.get("oov", "skip"),
-            weights=weights,
+            path,
+            config,
+            weights,
+            tokenizer=tokenizer,
+            pooling=pooling,
+            oov=oov,
             fit_corpus=fit_corpus,
+            limit=limit,
         )
 
     def _read(self, path: Path, limit: int | None, **read_options: Any) -> WordVectors:

@@ -7,13 +7,17 @@ them (:mod:`embedkit.pooling` has the formulas)::
     embed(texts)[t] = pool(vectors of tokenize(texts[t]))      shape (len(texts), dim)
 
 The spec names the vectors (a path or a content id), the tokenizer, the pooling,
-the OOV policy and, for ``idf``/``sif``, the fitted weights (``fit_corpus`` = the
-corpus file they were fitted on, or their content id ``sha256:...``), so that two embedders giving different vectors never
-share a spec.
+the OOV policy, ``limit`` (when only the first rows of a file are kept) and, for
+``idf``/``sif``, the fitted weights (``fit_corpus`` = the corpus file they were fitted
+on, or their content id ``sha256:...``), so that two embedders giving different
+vectors never share a spec, and ``embedkit.load(embedder.spec)`` rebuilds it.
 
 :meth:`StaticEmbedder.save` writes a native folder (the :class:`WordVectors`
 files plus ``embedder.json`` and the pooling weights) that
-``load("<backend>:<folder>")`` reloads in well under a second.
+``load("<backend>:<folder>")`` reloads in well under a second. The file backends
+(``word2vec``, ``glove``, ``fasttext``) share :func:`locate`, :func:`read_folder` and
+:meth:`StaticEmbedder._init_loaded`, so a folder's saved settings and weights are
+reused, or refitted, the same way by all of them.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
@@ -43,9 +47,16 @@ from embedkit.protocol import BaseEmbedder
 from embedkit.spec import OptionValue
 from embedkit.tokenize import Tokenizer, get_tokenizer
 from embedkit.validation import check_texts
-from embedkit.words import WordVectors
+from embedkit.words import WordVectors, is_saved_words
 
-__all__ = ["PooledTexts", "StaticEmbedder", "read_embedder_config"]
+__all__ = [
+    "PooledTexts",
+    "StaticEmbedder",
+    "check_limit",
+    "locate",
+    "read_embedder_config",
+    "read_folder",
+]
 
 CONFIG_FILE = "embedder.json"
 T = TypeVar("T", bound="StaticEmbedder")
@@ -92,6 +103,7 @@ class StaticEmbedder(BaseEmbedder):
         self._tokenizer: Tokenizer = get_tokenizer(tokenizer)
         self.oov: OOVPolicy = oov  # type: ignore[assignment]
         self.fit_corpus: str | None = None
+        self.limit: int | None = None  # set by the file backends: only the first rows were kept
         self._pooling = weights if weights is not None else Pooling(pooling)  # type: ignore[arg-type]
         if self._pooling.method != pooling:
             raise ConfigError(
@@ -148,9 +160,68 @@ class StaticEmbedder(BaseEmbedder):
             "pooling": self._pooling.method,
             "oov": self.oov,
         }
+        if self.limit is not None:
+            options["limit"] = self.limit
         if self._pooling.method != "mean":
             options["fit_corpus"] = self.fit_corpus or self._pooling_id()
         return self.source, options
+
+    def _init_loaded(
+        self,
+        words: WordVectors,
+        path: Path,
+        config: Mapping[str, Any],
+        weights: Pooling | None,
+        *,
+        tokenizer: str | None,
+        pooling: str | None,
+        oov: str | None,
+        fit_corpus: str | None,
+        limit: int | None,
+    ) -> None:
+        """``__init__`` for vectors read from ``path`` (a file, or a folder with ``config``).
+
+        Options left ``None`` come from the folder's ``config``. Its saved pooling
+        ``weights`` are kept only while everything they were fitted on is unchanged
+        (method, tokenizer, vocabulary, ``fit_corpus``); otherwise they are refitted on
+        ``fit_corpus`` (the given one, else the saved one), so the vectors always match
+        the spec.
+        """
+        method = pooling or config.get("pooling", "mean")
+        saved_tokenizer = config.get("tokenizer", "words")
+        tokenizer = tokenizer or saved_tokenizer
+        saved_fit = config.get("fit_corpus")
+        if fit_corpus is None and method != "mean" and method == config.get("pooling"):
+            fit_corpus = saved_fit if isinstance(saved_fit, str) else None
+        if weights is not None:
+            changed = [
+                name
+                for name, differs in (
+                    (f"pooling={method}", weights.method != method),
+                    (f"tokenizer={tokenizer}", tokenizer != saved_tokenizer),
+                    (f"limit={limit}", limit is not None),
+                )
+                if differs
+            ]
+            if changed or fit_corpus != saved_fit:
+                weights = None
+            if changed and fit_corpus is not None and fit_corpus.startswith("sha256:"):
+                raise ConfigError(
+                    f"the {method!r} weights saved in {path} do not apply with "
+                    f"{', '.join(changed)}: give fit_corpus=<corpus file> to refit them, "
+                    "or pooling='mean'"
+                )
+        StaticEmbedder.__init__(
+            self,
+            words,
+            source=str(path),
+            tokenizer=tokenizer,
+            pooling=method,
+            oov=oov or config.get("oov", "skip"),
+            weights=weights,
+            fit_corpus=fit_corpus,
+        )
+        self.limit = limit
 
     def count_tokens(self, texts: Sequence[str]) -> NDArray[np.int64]:
         """Tokens per text by this embedder's tokenizer."""
@@ -232,6 +303,38 @@ class StaticEmbedder(BaseEmbedder):
                 config[name] = file.name
         (folder / CONFIG_FILE).write_text(json.dumps(config, indent=2), "utf-8")
         return folder
+
+
+def locate(backend: str, model: str) -> Path:
+    """The existing file or folder named by ``model``, else :class:`ConfigError`."""
+    if not model:
+        raise ConfigError(f"the {backend} backend needs a path: '{backend}:<path>'")
+    path = Path(model).expanduser()
+    if not path.exists():
+        raise ConfigError(f"{backend} vectors not found: {path}")
+    return path
+
+
+def check_limit(limit: int | None) -> int | None:
+    """``limit`` (keep the first rows only) checked: ``None`` or an integer >= 1."""
+    if limit is None:
+        return None
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+        raise ConfigError(f"limit must be an integer >= 1 (the rows kept), got {limit!r}")
+    return limit
+
+
+def read_folder(
+    folder: Path, *, mmap: bool = False, limit: int | None = None
+) -> tuple[WordVectors, dict[str, Any], Pooling | None]:
+    """A native folder's vectors (the first ``limit`` rows), settings and fitted pooling."""
+    if not is_saved_words(folder):
+        raise ConfigError(f"{folder} is a folder without a saved-vectors manifest.json")
+    words = WordVectors.load(folder, mmap=mmap)
+    if limit is not None:
+        words = words.restrict(limit)
+    config, weights = read_embedder_config(folder)
+    return words, config, weights
 
 
 def read_embedder_config(folder: Path) -> tuple[dict[str, Any], Pooling | None]:
