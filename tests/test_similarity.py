@@ -287,11 +287,3 @@ def test_vector_index_search_uses_the_blocked_search(tmp_path: Path) -> None:
     loaded = embedkit.VectorIndex.load(index.save(tmp_path / "ix"), mmap=True)
     loaded.block_bytes = 512
     assert [[h.id for h in hits] for hits in loaded.search_batch(queries, k=5)] == expected.tolist()
-
-
-def test_docs_search_md_examples_run() -> None:
-    import doctest
-
-    doc = Path(__file__).resolve().parents[1] / "docs" / "search.md"
-    result = doctest.testfile(str(doc), module_relative=False, optionflags=doctest.ELLIPSIS)
-    assert result.attempted >= 5 and result.failed == 0

@@ -18,7 +18,6 @@ import inspect
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from importlib.metadata import entry_points
 from typing import Any
 
 from embedkit.errors import ConfigError, MissingDependencyError, UnknownBackendError
@@ -84,9 +83,10 @@ def register(name: str, target: str | Factory, *, extra: str | None = None) -> N
 
 
 def _entry_point_backends() -> dict[str, BackendInfo]:
+    import importlib.metadata  # ~25 ms: only when a backend is looked up, not at import
     return {
         ep.name.lower(): BackendInfo(ep.name.lower(), ep.value)
-        for ep in entry_points(group=ENTRY_POINT_GROUP)
+        for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)
     }
 
 
