@@ -84,6 +84,7 @@ def register(name: str, target: str | Factory, *, extra: str | None = None) -> N
 
 def _entry_point_backends() -> dict[str, BackendInfo]:
     import importlib.metadata  # ~25 ms: only when a backend is looked up, not at import
+
     return {
         ep.name.lower(): BackendInfo(ep.name.lower(), ep.value)
         for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)
