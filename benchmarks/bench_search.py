@@ -67,14 +67,19 @@ def round_robin(
 ) -> dict[str, tuple[float, float]]:
     """Median (wall s, process CPU s) of each method, the methods taking turns.
 
-    Taking turns spreads the load of a shared machine evenly over the methods. A
-    method stops repeating once its runs have taken ``max_seconds`` in all. The CPU
-    time counts all threads: on a shared machine it moves less with the load.
+    Taking turns spreads the load of a shared machine evenly over the methods, and
+    the order rotates each repeat: whichever runs first after another kind of work
+    (e.g. the bandwidth kernel) was seen to pay ~1.5x, so no method may always go
+    first. A method stops repeating once its runs have taken ``max_seconds`` in all.
+    The CPU time counts all threads: on a shared machine it moves less with the load.
     """
     walls: dict[str, list[float]] = {name: [] for name in methods}
     cpus: dict[str, list[float]] = {name: [] for name in methods}
-    for _ in range(repeats):
-        for name, fn in methods.items():
+    names = list(methods)
+    for repeat in range(repeats):
+        shift = repeat % len(names)
+        for name in names[shift:] + names[:shift]:
+            fn = methods[name]
             if walls[name] and sum(walls[name]) > max_seconds:
                 continue
             c0, t0 = time.process_time(), time.perf_counter()
