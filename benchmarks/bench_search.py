@@ -68,17 +68,17 @@ def round_robin(
     """Median (wall s, process CPU s) of each method, the methods taking turns.
 
     Taking turns spreads the load of a shared machine evenly over the methods, and
-    the order rotates each repeat: whichever runs first after another kind of work
-    (e.g. the bandwidth kernel) was seen to pay ~1.5x, so no method may always go
-    first. A method stops repeating once its runs have taken ``max_seconds`` in all.
+    the order is shuffled (seeded) each repeat: whatever runs right after a heavy
+    kernel (the big matmul) was seen to pay up to 2x, and a rotation keeps the same
+    neighbours, so no method may always follow the same one. A method stops repeating once its runs have taken ``max_seconds`` in all.
     The CPU time counts all threads: on a shared machine it moves less with the load.
     """
     walls: dict[str, list[float]] = {name: [] for name in methods}
     cpus: dict[str, list[float]] = {name: [] for name in methods}
     names = list(methods)
-    for repeat in range(repeats):
-        shift = repeat % len(names)
-        for name in names[shift:] + names[:shift]:
+    order = np.random.default_rng(12345)
+    for _ in range(repeats):
+        for name in order.permutation(names).tolist():
             fn = methods[name]
             if walls[name] and sum(walls[name]) > max_seconds:
                 continue
