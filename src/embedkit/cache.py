@@ -32,11 +32,11 @@ import sys
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from types import TracebackType
 
 import numpy as np
 from numpy.typing import NDArray
 
+from embedkit._closing import Closing
 from embedkit.errors import ConfigError, CorruptFileError, DimensionMismatchError
 
 __all__ = ["ENV_VAR", "EmbeddingCache", "default_cache_path", "text_key"]
@@ -82,7 +82,7 @@ def default_cache_path() -> Path:
     return (Path(folder).expanduser() if folder else _user_cache_dir()) / FILE_NAME
 
 
-class EmbeddingCache:
+class EmbeddingCache(Closing):
     """Float32 vectors by ``(spec, sha256(text))`` in one SQLite file.
 
     ``path`` is the database file (created with its folder); ``None`` uses
@@ -299,14 +299,3 @@ class EmbeddingCache:
                 con.close()
             self._cons.clear()
         self._local = threading.local()
-
-    def __enter__(self) -> EmbeddingCache:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()

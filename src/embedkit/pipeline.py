@@ -24,12 +24,12 @@ import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence, Sized
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
 from typing import Any, BinaryIO
 
 import numpy as np
 from numpy.typing import NDArray
 
+from embedkit._closing import Closing
 from embedkit._optional import require
 from embedkit.cache import EmbeddingCache, default_cache_path, text_key
 from embedkit.errors import BadResponseError, ConfigError, EmbedkitWarning, InvalidInputError
@@ -271,7 +271,7 @@ def embed(
 _NPY_HEADER_BYTES = 128
 
 
-class NpyWriter:
+class NpyWriter(Closing):
     """Append float32 rows to a ``.npy`` file; :meth:`close` writes the final shape.
 
     The file is a standard ``.npy`` (``numpy.load(path, mmap_mode="r")`` maps it);
@@ -305,17 +305,6 @@ class NpyWriter:
         self._fh.close()
         self._fh = None
 
-    def __enter__(self) -> NpyWriter:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
 
 def _npy_header(rows: int, dim: int) -> bytes:
     text = "{'descr': '<f4', 'fortran_order': False, 'shape': (%d, %d), }" % (rows, dim)  # noqa: UP031
@@ -345,7 +334,7 @@ def embed_to_npy(
     return job.stats
 
 
-class ParquetWriter:
+class ParquetWriter(Closing):
     """Write rows and their vectors to Parquet, one row group per :meth:`write`.
 
     Columns: the given ``columns`` (``string``, or the arrow type named in ``types``,
@@ -408,14 +397,3 @@ class ParquetWriter:
         if self._writer is not None:
             self._writer.close()
             self._writer = None
-
-    def __enter__(self) -> ParquetWriter:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import os
 import sys
-from types import TracebackType
 from typing import Any
 
+from embedkit._closing import Closing
 from embedkit._optional import require
 
 __all__ = ["Progress", "progress_enabled"]
@@ -43,7 +43,7 @@ def progress_enabled(progress: bool | None) -> bool:
     return bool(getattr(stream, "isatty", lambda: False)()) or _in_notebook()
 
 
-class Progress:
+class Progress(Closing):
     """A context manager around ``tqdm.auto.tqdm`` that does nothing when disabled."""
 
     def __init__(
@@ -72,14 +72,3 @@ class Progress:
         if self._bar is not None:
             self._bar.close()
             self._bar = None
-
-    def __enter__(self) -> Progress:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
