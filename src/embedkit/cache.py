@@ -30,14 +30,18 @@ import os
 import sqlite3
 import sys
 import threading
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
 
 from embedkit._closing import Closing
 from embedkit.errors import ConfigError, CorruptFileError, DimensionMismatchError
+
+_R = TypeVar("_R")
 
 __all__ = ["ENV_VAR", "EmbeddingCache", "default_cache_path", "text_key"]
 
@@ -125,20 +129,47 @@ class EmbeddingCache(Closing):
         con: sqlite3.Connection | None = getattr(self._local, "con", None)
         if con is None:
             try:
-                con = sqlite3.connect(
-                    self.path, timeout=self.timeout, isolation_level=None, check_same_thread=False
-                )
-                con.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
-                con.execute("PRAGMA page_size = 16384")  # no-op once the file exists
-                con.execute("PRAGMA journal_mode = WAL")
-                con.execute("PRAGMA synchronous = NORMAL")
-                con.execute("PRAGMA cache_size = -65536")  # 64 MiB: the key index stays in RAM
+                con = self._while_locked(self._open)
             except sqlite3.Error as exc:
                 raise self._translate(exc) from exc
             self._local.con = con
             with self._lock:
                 self._cons.append(con)
         return con
+
+    def _open(self) -> sqlite3.Connection:
+        con = sqlite3.connect(
+            self.path, timeout=self.timeout, isolation_level=None, check_same_thread=False
+        )
+        try:
+            con.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
+            con.execute("PRAGMA page_size = 16384")  # no-op once the file exists
+            con.execute("PRAGMA journal_mode = WAL")
+            con.execute("PRAGMA synchronous = NORMAL")
+            con.execute("PRAGMA cache_size = -65536")  # 64 MiB: the key index stays in RAM
+        except BaseException:
+            con.close()
+            raise
+        return con
+
+    def _while_locked(self, step: Callable[[], _R]) -> _R:
+        """Run ``step``, again while another process holds the lock, up to ``timeout``.
+
+        SQLite's busy handler does not cover every case: switching to WAL and the
+        schema script can fail at once with "database is locked" when a second
+        process opens the same file at the same moment.
+        """
+        deadline = time.monotonic() + self.timeout
+        pause = 0.005
+        while True:
+            try:
+                return step()
+            except sqlite3.OperationalError as exc:
+                locked = "locked" in str(exc) or "busy" in str(exc)
+                if not locked or time.monotonic() + pause > deadline:
+                    raise
+            time.sleep(pause)
+            pause = min(pause * 2, 0.2)
 
     def _translate(self, exc: sqlite3.Error) -> Exception:
         if isinstance(exc, sqlite3.DatabaseError) and "not a database" in str(exc):
@@ -152,7 +183,8 @@ class EmbeddingCache(Closing):
         self, action: Callable[[sqlite3.Connection], object], *, script: bool = False
     ) -> None:
         con = self._connection()
-        try:
+
+        def once() -> None:
             if script:
                 action(con)
                 return
@@ -163,6 +195,9 @@ class EmbeddingCache(Closing):
                 con.execute("ROLLBACK")
                 raise
             con.execute("COMMIT")
+
+        try:
+            self._while_locked(once)
         except sqlite3.Error as exc:
             raise self._translate(exc) from exc
 
