@@ -83,8 +83,8 @@ def compare_trainers(title: str, corpus: Any, settings: dict[str, Any], repeats:
     """Train each method on ``corpus``, print seconds and WordSim-353; return the GloVe model."""
     from gensim.test.utils import datapath
 
-    from embedkit.evaluate import evaluate_word_pairs
-    from embedkit.train import train_fasttext, train_glove, train_word2vec
+    from embedkit import train_fasttext, train_glove, train_word2vec
+    from embedkit.words.evaluate import evaluate_word_pairs
 
     common = {"dim": settings["dim"], "min_count": settings["min_count"]}
     epochs = settings["epochs"]
@@ -130,8 +130,8 @@ def main() -> None:
 
     from gensim.test.utils import datapath
 
-    from embedkit.glove import cooccurrence, fit_glove
-    from embedkit.train import TokenizedCorpus
+    from embedkit.words.corpus import TokenizedCorpus
+    from embedkit.words.glove import cooccurrence, fit_glove
 
     lee = datapath("lee_background.cor")
     with open(lee, encoding="utf-8") as fh:

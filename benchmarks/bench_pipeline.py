@@ -71,7 +71,7 @@ def batches(n: int) -> Iterator[list[str]]:
 # -- part 1: one competitor per process --------------------------------------------------
 def child(mode: str, n: int, out: str, cache: str) -> None:
     import embedkit
-    from embedkit.pipeline import embed_to_npy
+    from embedkit.jobs.embed import embed_to_npy
 
     model = embedkit.load(SPEC)
     start = time.perf_counter()

@@ -2,7 +2,7 @@
 
 For each N x d (float32, unit rows) and for one query and a batch of 256, it times
 
-* ``embedkit``   ``embedkit.similarity.search`` (what ``VectorIndex`` runs);
+* ``embedkit``   ``embedkit.search.kernels.search`` (what ``VectorIndex`` runs);
 * ``numpy``      plain ``queries @ matrix.T`` + ``argpartition`` + sort of the k winners;
 * ``tutorial``   the popular tutorial: a pandas column of per-row arrays,
                  ``df.embedding.apply(lambda v: cosine_similarity(v, q))``, ``sort_values``
@@ -40,7 +40,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from embedkit.similarity import normalize, search
+from embedkit.search.kernels import normalize, search
 
 K = 10
 BATCH = 256

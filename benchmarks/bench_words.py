@@ -111,7 +111,7 @@ def bench_analogies(
 ) -> list[tuple[str, float, float, str]]:
     from gensim.test.utils import datapath
 
-    from embedkit.evaluate import evaluate_analogies
+    from embedkit.words.evaluate import evaluate_analogies
 
     full = Path(datapath("questions-words.txt"))
     sample = question_file(folder, stride)
@@ -141,8 +141,8 @@ def bench_pooling(n_sentences: int, repeats: int) -> list[tuple[str, float, floa
     from gensim.test.utils import datapath
 
     from embedkit.backends.gensim import Word2VecEmbedder
-    from embedkit.tokenize import simple_tokenize
-    from embedkit.wordfiles import from_keyed_vectors
+    from embedkit.words.files import from_keyed_vectors
+    from embedkit.words.tokenize import simple_tokenize
 
     text = Path(datapath("lee_background.cor")).read_text("utf-8")
     sentences = [s.strip() for s in text.replace("\n", " ").split(". ") if s.strip()]
@@ -191,8 +191,8 @@ def bench_load(
 ) -> list[tuple[str, float, float, str]]:
     from gensim.models import KeyedVectors
 
-    from embedkit.wordfiles import read_glove
-    from embedkit.words import WordVectors
+    from embedkit.words.files import read_glove
+    from embedkit.words.vectors import WordVectors
 
     g_t, kv = timed(
         lambda: KeyedVectors.load_word2vec_format(str(path), no_header=True), gensim_repeats
@@ -229,7 +229,7 @@ def main() -> None:
         )
     from gensim.models import KeyedVectors
 
-    from embedkit.words import WordVectors
+    from embedkit.words.vectors import WordVectors
 
     words_list, vectors = synthetic_vectors(n, dim)
     words = WordVectors(words_list, vectors)

@@ -63,7 +63,7 @@ import numpy as np
 import pytest
 from numpy.typing import NDArray
 
-from embedkit.tokens import get_encoding
+from embedkit.backends.openai.tokens import get_encoding
 
 __all__ = [
     "DEFAULT_API_KEY",

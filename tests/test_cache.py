@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 
 import embedkit
-from embedkit.cache import EmbeddingCache, default_cache_path, text_key
 from embedkit.errors import CorruptFileError
-from embedkit.pipeline import embed, open_cache
+from embedkit.jobs.cache import EmbeddingCache, default_cache_path, text_key
+from embedkit.jobs.embed import embed, open_cache
 from test_pipeline import CountingEmbedder
 
 
@@ -124,7 +124,7 @@ WRITER = textwrap.dedent(
     """
     import sys
     import numpy as np
-    from embedkit.cache import EmbeddingCache, text_key
+    from embedkit.jobs.cache import EmbeddingCache, text_key
     path, start = sys.argv[1], int(sys.argv[2])
     cache = EmbeddingCache(path)
     for batch in range(40):

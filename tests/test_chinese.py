@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 import embedkit
+from embedkit import train_word2vec
 from embedkit.backends.gensim import Word2VecEmbedder
-from embedkit.similarity import cosine_similarity
-from embedkit.tokenize import get_tokenizer
-from embedkit.train import train_word2vec
+from embedkit.search.kernels import cosine_similarity
+from embedkit.words.tokenize import get_tokenizer
 
 pytest.importorskip("jieba")
 hsk = pytest.importorskip("hsk_sentences_audio")

@@ -13,10 +13,10 @@ import pytest
 
 import embedkit
 from embedkit import registry
-from embedkit.cache import EmbeddingCache
 from embedkit.cli import main
 from embedkit.errors import BackendError
 from embedkit.frame import EmbeddedFrame
+from embedkit.jobs.cache import EmbeddingCache
 
 HASH = "hashing?dim=1024"
 TEMPLATE = "Title: {Summary}; Content: {Text}"

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from embedkit.errors import ConfigError, CorruptFileError
-from embedkit.evaluate import evaluate_analogies, evaluate_word_pairs, pearson, spearman
-from embedkit.words import WordVectors
+from embedkit.words.evaluate import evaluate_analogies, evaluate_word_pairs, pearson, spearman
+from embedkit.words.vectors import WordVectors
 from test_words import lee_word2vec, lee_words
 
 REPO = Path(__file__).resolve().parents[1]

@@ -15,7 +15,6 @@ import pyarrow.parquet as pq
 import pytest
 
 import embedkit
-from embedkit.cache import default_cache_path
 from embedkit.errors import ConfigError, InvalidInputError, ModelMismatchError, TextTooLongError
 from embedkit.frame import (
     EmbeddedFrame,
@@ -25,6 +24,7 @@ from embedkit.frame import (
     parse_float_lists,
     read_tutorial_csv,
 )
+from embedkit.jobs.cache import default_cache_path
 from openai_server import OpenAIServer, expected_matrix
 from test_pipeline import CountingEmbedder
 

@@ -15,8 +15,8 @@ import pytest
 import embedkit
 from embedkit.backends.gensim import GloVeEmbedder, Word2VecEmbedder, cached_glove
 from embedkit.errors import ConfigError, CorruptFileError
-from embedkit.wordfiles import read_glove, read_keyed_vectors, read_word2vec, to_keyed_vectors
-from embedkit.words import WordVectors
+from embedkit.words.files import read_glove, read_keyed_vectors, read_word2vec, to_keyed_vectors
+from embedkit.words.vectors import WordVectors
 from test_words import lee_word2vec, lee_words
 
 
@@ -243,8 +243,8 @@ def test_from_words_and_keyed_vectors_interop() -> None:
 
 def test_importing_the_word_modules_stays_light() -> None:
     code = (
-        "import sys, embedkit, embedkit.words, embedkit.pooling, embedkit.evaluate, "
-        "embedkit.backends.static, embedkit.backends.gensim; "
+        "import sys, embedkit, embedkit.words.vectors, embedkit.words.pooling, embedkit.words.evaluate, "
+        "embedkit.words.embedder, embedkit.backends.gensim; "
         "print(sorted(m for m in ('gensim', 'scipy', 'torch', 'pandas', 'sklearn') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -11,10 +11,11 @@ import pytest
 import scipy.sparse as sp
 
 import embedkit
+from embedkit import train_glove
 from embedkit.backends.gensim import GloVeEmbedder
+from embedkit.backends.gensim_train import TrainedGloVe
 from embedkit.errors import ConfigError
-from embedkit.glove import build_vocab, cooccurrence, fit_glove, glove_weights
-from embedkit.train import TrainedGloVe, train_glove
+from embedkit.words.glove import build_vocab, cooccurrence, fit_glove, glove_weights
 
 
 def _brute_cooccurrence(
@@ -156,7 +157,7 @@ def test_glove_on_lee_loss_falls_and_neighbours_make_sense(lee_glove: TrainedGlo
 def _lee_matrix(model: TrainedGloVe) -> object:
     from gensim.test.utils import datapath
 
-    from embedkit.train import TokenizedCorpus
+    from embedkit.words.corpus import TokenizedCorpus
 
     vocab = {w: i for i, w in enumerate(model.words.words)}
     return cooccurrence(TokenizedCorpus(datapath("lee_background.cor")), vocab, window=10)

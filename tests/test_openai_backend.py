@@ -14,7 +14,9 @@ import numpy as np
 import pytest
 
 import embedkit
-from embedkit.backends.openai import PROBE_TEXT, OpenAIEmbedder
+from embedkit.backends.openai import OpenAIEmbedder
+from embedkit.backends.openai.client import PROBE_TEXT
+from embedkit.backends.openai.tokens import count_tokens
 from embedkit.errors import (
     BackendError,
     BadResponseError,
@@ -23,7 +25,6 @@ from embedkit.errors import (
     InvalidInputError,
     TextTooLongError,
 )
-from embedkit.tokens import count_tokens
 from openai_server import OpenAIServer, expected_matrix, expected_vector
 
 SMALL = "text-embedding-3-small"

@@ -202,7 +202,7 @@ def test_key_echoed_by_a_server_is_scrubbed(openai_server: OpenAIServer) -> None
 def test_retry_after_header_forms() -> None:
     from email.utils import formatdate
 
-    from embedkit.backends.openai_wire import parse_retry_after
+    from embedkit.backends.openai.wire import parse_retry_after
 
     assert parse_retry_after({"retry-after-ms": "250", "retry-after": "9"}) == 0.25
     assert parse_retry_after({"retry-after": "1.5"}) == 1.5
@@ -222,7 +222,7 @@ def test_retry_after_header_forms() -> None:
     ],
 )
 def test_unreadable_bodies_are_bad_responses(body: bytes) -> None:
-    from embedkit.backends.openai_wire import decode_embeddings
+    from embedkit.backends.openai.wire import decode_embeddings
 
     with pytest.raises(BadResponseError, match="rows 0-0"):
         decode_embeddings(body, 1, None, "rows 0-0")

@@ -10,9 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from embedkit.backends.openai_plan import (
-    PRICES_AS_OF,
-    PRICES_USD_PER_MILLION_TOKENS,
+from embedkit.backends.openai.models import MODELS, PRICES_AS_OF
+from embedkit.backends.openai.plan import (
     Estimate,
     RateLimiter,
     plan_requests,
@@ -142,7 +141,7 @@ def test_rate_limiter_rejects_bad_limits() -> None:
 
 def test_price_table_is_dated() -> None:
     assert PRICES_AS_OF[:4].isdigit()
-    assert PRICES_USD_PER_MILLION_TOKENS["text-embedding-3-small"] == 0.02
+    assert MODELS["text-embedding-3-small"].usd_per_million_tokens == 0.02
     est = Estimate("m", 3, 3, 1_000_000, 1, 0.02, 0.02, PRICES_AS_OF, ())
     assert "$0.0200" in str(est) and "1 requests" in str(est)
     assert np.isclose(est.cost_usd or 0, 0.02)

@@ -13,11 +13,12 @@ import pytest
 from numpy.typing import NDArray
 
 import embedkit
-from embedkit.cache import EmbeddingCache
 from embedkit.errors import BackendError, BadResponseError, EmbedkitWarning, InvalidInputError
 from embedkit.frame import EmbeddedFrame
-from embedkit.pipeline import EmbedJob, NpyWriter, ParquetWriter, embed, embed_to_npy
-from embedkit.progress import Progress, progress_enabled
+from embedkit.jobs.cache import EmbeddingCache
+from embedkit.jobs.embed import EmbedJob, embed, embed_to_npy
+from embedkit.jobs.progress import Progress, progress_enabled
+from embedkit.jobs.writers import NpyWriter, ParquetWriter
 
 
 class CountingEmbedder:

@@ -10,8 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from embedkit.errors import ConfigError, DimensionMismatchError
-from embedkit.pooling import SIF_A, Pooling, encode
-from embedkit.words import OutOfVocabularyError, WordVectors
+from embedkit.words.pooling import SIF_A, Pooling, encode
+from embedkit.words.vectors import OutOfVocabularyError, WordVectors
 
 VOCAB = ["the", "cat", "sat", "on", "mat", "dog", "ran"]
 

@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from embedkit.cache import EmbeddingCache
 from embedkit.frame import EmbeddedFrame
-from embedkit.pipeline import embed, embed_to_npy
+from embedkit.jobs.cache import EmbeddingCache
+from embedkit.jobs.embed import embed, embed_to_npy
 from test_pipeline import CountingEmbedder
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL is POSIX")
@@ -48,7 +48,7 @@ API_SCRIPT = textwrap.dedent(
     """
     import sys, time
     import embedkit
-    from embedkit.pipeline import embed_to_npy
+    from embedkit.jobs.embed import embed_to_npy
 
     class Slow:
         def __init__(self):

@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 import embedkit
+from embedkit import train_word2vec
 from embedkit.backends.gensim import Word2VecEmbedder
-from embedkit.train import train_word2vec
 
 pytestmark = pytest.mark.slow
 

@@ -16,8 +16,8 @@ from numpy.typing import NDArray
 
 import embedkit
 from embedkit import DimensionMismatchError, TopK, cosine_similarity, normalize, top_k
-from embedkit import similarity as sim
-from embedkit.similarity import search
+from embedkit.search import kernels as sim
+from embedkit.search.kernels import search
 
 RNG = np.random.default_rng(20261129)
 

@@ -10,10 +10,10 @@ import pytest
 
 import embedkit
 from embedkit.backends.gensim import GloVeEmbedder, Word2VecEmbedder
-from embedkit.backends.static import StaticEmbedder
 from embedkit.errors import ConfigError, InvalidInputError
-from embedkit.tokenize import simple_tokenize
-from embedkit.words import OutOfVocabularyError, WordVectors
+from embedkit.words.embedder import StaticEmbedder
+from embedkit.words.tokenize import simple_tokenize
+from embedkit.words.vectors import OutOfVocabularyError, WordVectors
 from test_words import lee_word2vec, lee_words
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from embedkit import tokens
+from embedkit.backends.openai import tokens
 from embedkit.errors import ConfigError, InvalidInputError
 
 SAMPLES = [
@@ -70,7 +70,7 @@ def test_never_downloads(tmp_path: Path) -> None:
         "import sys\n"
         "sys.modules['requests'] = None\n"
         "sys.modules['blobfile'] = None\n"
-        "from embedkit.tokens import count_tokens\n"
+        "from embedkit.backends.openai.tokens import count_tokens\n"
         "print(count_tokens(['hello world'], 'cl100k_base')[0], count_tokens('hi', 'o200k_base')[0])\n"
         "import os; print(os.listdir(os.environ['TIKTOKEN_CACHE_DIR']))\n"
     )
@@ -89,7 +89,7 @@ def test_missing_data_file_is_actionable(tmp_path: Path) -> None:
     code = (
         f"import sys; sys.path.insert(0, {str(tmp_path)!r})\n"
         "from embedkit.errors import MissingDependencyError\n"
-        "from embedkit.tokens import get_encoding\n"
+        "from embedkit.backends.openai.tokens import get_encoding\n"
         "try:\n    get_encoding('cl100k_base')\n"
         "except MissingDependencyError as exc:\n    print(exc)\n"
     )
@@ -100,7 +100,7 @@ def test_missing_data_file_is_actionable(tmp_path: Path) -> None:
 
 def test_import_is_light() -> None:
     code = (
-        "import sys, embedkit, embedkit.tokens, embedkit.backends.openai\n"
+        "import sys, embedkit, embedkit.backends.openai.tokens, embedkit.backends.openai\n"
         "print(sorted(m for m in ('tiktoken', 'openai', 'httpx2') if m in sys.modules))"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)

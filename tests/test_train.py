@@ -8,12 +8,13 @@ import numpy as np
 import pytest
 
 import embedkit
+from embedkit import train_fasttext, train_word2vec
 from embedkit.backends.fasttext import FastTextEmbedder
 from embedkit.backends.gensim import Word2VecEmbedder
 from embedkit.errors import ConfigError, InvalidInputError
-from embedkit.tokenize import register_tokenizer, simple_tokenize
-from embedkit.train import TokenizedCorpus, train_fasttext, train_word2vec
-from embedkit.words import OutOfVocabularyError, WordVectors
+from embedkit.words.corpus import TokenizedCorpus
+from embedkit.words.tokenize import register_tokenizer, simple_tokenize
+from embedkit.words.vectors import OutOfVocabularyError, WordVectors
 
 RELATED = [("police", "officers"), ("israeli", "palestinian"), ("australia", "australian")]
 UNRELATED = [("police", "cricket"), ("israeli", "wickets"), ("australia", "arafat")]
@@ -213,7 +214,7 @@ def test_a_custom_tokenizer_must_be_registered_and_then_round_trips(tmp_path: Pa
 
 REPRO_SCRIPT = """
 from gensim.test.utils import datapath
-from embedkit.train import train_fasttext, train_glove, train_word2vec
+from embedkit import train_fasttext, train_glove, train_word2vec
 texts = open(datapath("lee_background.cor"), encoding="utf-8").read().splitlines()[:60]
 models = (
     train_word2vec(texts, dim=16, min_count=2, epochs=2),

@@ -16,8 +16,8 @@ from embedkit.errors import (
     DimensionMismatchError,
     InvalidInputError,
 )
-from embedkit.similarity import normalize, search
-from embedkit.words import Neighbor, OutOfVocabularyError, WordVectors, fast_search
+from embedkit.search.kernels import normalize, search
+from embedkit.words.vectors import Neighbor, OutOfVocabularyError, WordVectors, fast_search
 
 
 @functools.cache
@@ -26,7 +26,7 @@ def lee_word2vec() -> Any:
     from gensim.models import Word2Vec
     from gensim.test.utils import datapath
 
-    from embedkit.tokenize import simple_tokenize
+    from embedkit.words.tokenize import simple_tokenize
 
     with open(datapath("lee_background.cor"), encoding="utf-8") as fh:
         sentences = [simple_tokenize(line) for line in fh]
@@ -35,7 +35,7 @@ def lee_word2vec() -> Any:
 
 @functools.cache
 def lee_words() -> WordVectors:
-    from embedkit.wordfiles import from_keyed_vectors
+    from embedkit.words.files import from_keyed_vectors
 
     return from_keyed_vectors(lee_word2vec().wv)
 

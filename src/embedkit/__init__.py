@@ -26,22 +26,27 @@ from embedkit.errors import (
     TextTooLongError,
     UnknownBackendError,
 )
-from embedkit.evaluate import evaluate_analogies, evaluate_word_pairs
 from embedkit.frame import EmbeddedFrame, embed_frame, read_tutorial_csv
-from embedkit.index import Hit, VectorIndex
-from embedkit.pipeline import embed
+from embedkit.jobs.embed import embed
 from embedkit.protocol import BaseEmbedder, Embedder, embed_queries
 from embedkit.registry import DEFAULT_MODEL, available_backends, load, register
-from embedkit.similarity import TopK, cosine_similarity, normalize, top_k
-from embedkit.words import Neighbor, OutOfVocabularyError, WordVectors
+from embedkit.search.index import Hit, VectorIndex
+from embedkit.search.kernels import TopK, cosine_similarity, normalize, top_k
+from embedkit.words.evaluate import evaluate_analogies, evaluate_word_pairs
+from embedkit.words.vectors import Neighbor, OutOfVocabularyError, WordVectors
 
 if TYPE_CHECKING:
-    from embedkit.train import train_fasttext, train_glove, train_word2vec
+    from embedkit.backends.fasttext_train import train_fasttext
+    from embedkit.backends.gensim_train import train_glove, train_word2vec
 
 __version__ = "0.1.0"
 
 # Training builds backends, so it is imported on first use: `import embedkit` loads no backend.
-_LAZY = {name: "embedkit.train" for name in ("train_fasttext", "train_glove", "train_word2vec")}
+_LAZY = {
+    "train_fasttext": "embedkit.backends.fasttext_train",
+    "train_glove": "embedkit.backends.gensim_train",
+    "train_word2vec": "embedkit.backends.gensim_train",
+}
 
 
 def __getattr__(name: str) -> Any:

@@ -40,7 +40,7 @@ from embedkit.errors import (
 )
 
 if TYPE_CHECKING:
-    from embedkit.pipeline import EmbedJob
+    from embedkit.jobs.embed import EmbedJob
 
 __all__ = ["CorpusReader", "main"]
 
@@ -233,7 +233,7 @@ def _cache_arg(args: argparse.Namespace) -> str | bool:
 
 # -- embed ---------------------------------------------------------------------------
 def _cmd_embed(args: argparse.Namespace) -> int:
-    from embedkit.pipeline import EmbedJob
+    from embedkit.jobs.embed import EmbedJob
     from embedkit.registry import load
 
     source = Path(args.input)
@@ -300,7 +300,7 @@ def _embed_to_file(job: EmbedJob, reader: CorpusReader, out: Path, kind: str) ->
     """Stream to ``out + ".partial"``, renamed to ``out`` only once complete."""
     import os
 
-    from embedkit.pipeline import NpyWriter, ParquetWriter
+    from embedkit.jobs.writers import NpyWriter, ParquetWriter
 
     partial = out.with_name(out.name + ".partial")
     try:
@@ -325,7 +325,7 @@ def _embed_to_file(job: EmbedJob, reader: CorpusReader, out: Path, kind: str) ->
 def _embed_to_index(job: EmbedJob, reader: CorpusReader, out: Path) -> None:
     import numpy as np
 
-    from embedkit.index import VectorIndex
+    from embedkit.search.index import VectorIndex
 
     blocks = list(job.batches())
     vectors = np.concatenate(blocks) if blocks else np.empty((0, job.dim), np.float32)
@@ -643,7 +643,7 @@ def _cmd_models(args: argparse.Namespace) -> int:
 
 
 def _cmd_cache(args: argparse.Namespace) -> int:
-    from embedkit.cache import EmbeddingCache
+    from embedkit.jobs.cache import EmbeddingCache
 
     cache = EmbeddingCache(args.cache)
     if args.clear:
@@ -673,9 +673,9 @@ def _importable(module: str) -> bool:
 # -- demo ----------------------------------------------------------------------------
 def _cmd_demo(args: argparse.Namespace) -> int:
     from embedkit._optional import require
-    from embedkit.index import VectorIndex
-    from embedkit.pipeline import EmbedJob
+    from embedkit.jobs.embed import EmbedJob
     from embedkit.registry import load
+    from embedkit.search.index import VectorIndex
 
     datapath = require("gensim.test.utils", "gensim").datapath
     corpus = Path(datapath("lee_background.cor"))

@@ -18,7 +18,7 @@ count tokens, embed, save, reload, search with a text query), each done right::
   cl100k_base for OpenAI models, the model's tokenizer for sentence-transformers).
   Rows over ``embedder.max_tokens`` follow ``on_long``: ``"error"``, ``"truncate"``,
   ``"chunk"`` (done by the backend, see :mod:`embedkit.protocol`) or ``"drop"``.
-* Vectors come from :func:`embedkit.pipeline.embed`, so the cache applies.
+* Vectors come from :func:`embedkit.jobs.embed.embed`, so the cache applies.
 
 Parquet layout: the frame's columns, ``text`` and ``n_tokens``, and the vectors
 as ``embedding: fixed_size_list<float32>[dim]``; schema metadata ``embedkit.spec``
@@ -46,11 +46,11 @@ from embedkit.errors import (
     InvalidInputError,
     TextTooLongError,
 )
-from embedkit.index import VectorIndex
-from embedkit.pipeline import DEFAULT_BATCH_SIZE, CacheOption, ModelLike, embed
+from embedkit.jobs.embed import DEFAULT_BATCH_SIZE, CacheOption, ModelLike, embed
 from embedkit.protocol import Embedder, check_on_long, embed_queries
 from embedkit.registry import load
-from embedkit.similarity import normalize, search
+from embedkit.search.index import VectorIndex
+from embedkit.search.kernels import normalize, search
 from embedkit.validation import text_problem
 
 if TYPE_CHECKING:
@@ -199,7 +199,7 @@ def embed_frame(
     rows with missing fields dropped and reported (``missing="drop"``) or an
     :class:`~embedkit.errors.InvalidInputError` naming them (``"error"``); token
     counts with the backend's tokenizer; rows over its limit handled by
-    ``on_long`` (``None``: the model's own policy); then :func:`embedkit.pipeline.embed`.
+    ``on_long`` (``None``: the model's own policy); then :func:`embedkit.jobs.embed.embed`.
     ``result.report`` lists every row dropped, truncated or chunked, and why.
     """
     pandas = require("pandas", "data")
@@ -368,7 +368,7 @@ class EmbeddedFrame:
         return cls(rows, vectors, spec, empty)
 
     def to_index(self, id_column: str | None = None) -> VectorIndex:
-        """A :class:`~embedkit.index.VectorIndex` of the vectors; metadata = each row's fields."""
+        """A :class:`~embedkit.search.index.VectorIndex` of the vectors; metadata = each row's fields."""
         ids = (self.rows[id_column] if id_column else self.rows.index).tolist()
         clean = self.rows.astype(object).where(self.rows.notna(), None)
         metadata: list[dict[str, Any] | None] = [

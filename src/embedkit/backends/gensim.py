@@ -1,7 +1,7 @@
 """The ``word2vec`` and ``glove`` backends: sentence vectors from word-vector files.
 
 The file formats (word2vec text/binary, GloVe text, native folders, gensim
-pickles only with ``allow_pickle=True``) are read by :mod:`embedkit.wordfiles`.
+pickles only with ``allow_pickle=True``) are read by :mod:`embedkit.words.files`.
 """
 
 from __future__ import annotations
@@ -10,17 +10,17 @@ import os
 from pathlib import Path
 from typing import Any
 
-from embedkit.backends.static import StaticEmbedder, check_limit, locate, read_folder
 from embedkit.errors import ConfigError
-from embedkit.pooling import Pooling
-from embedkit.wordfiles import (
+from embedkit.words.embedder import StaticEmbedder, check_limit, locate, read_folder
+from embedkit.words.files import (
     from_keyed_vectors,
     read_glove,
     read_keyed_vectors,
     read_word2vec,
     to_keyed_vectors,
 )
-from embedkit.words import WordVectors, is_saved_words
+from embedkit.words.pooling import Pooling
+from embedkit.words.vectors import WordVectors, is_saved_words
 
 __all__ = [
     "GloVeEmbedder",
@@ -80,7 +80,7 @@ class Word2VecEmbedder(_FileEmbedder):
 
     Options: ``binary`` (``None`` detects), ``allow_pickle`` (gensim ``KeyedVectors.save``
     files), ``limit`` (first rows only), ``mmap`` (native folders), plus the pooling
-    options of :class:`~embedkit.backends.static.StaticEmbedder`.
+    options of :class:`~embedkit.words.embedder.StaticEmbedder`.
     """
 
     backend = "word2vec"

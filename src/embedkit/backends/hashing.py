@@ -1,7 +1,7 @@
 """A dependency-free lexical baseline: signed feature hashing of word n-grams.
 
 For a text with word n-grams ``g`` (n = 1..``ngrams``, tokens from
-:func:`embedkit.tokenize.simple_tokenize`)::
+:func:`embedkit.words.tokenize.simple_tokenize`)::
 
     v[h(g) mod dim] += s(g)      with s(g) = +1 or -1 from another bit of h(g)
     embed(text) = v / ||v||
@@ -22,7 +22,7 @@ from numpy.typing import NDArray
 from embedkit.errors import ConfigError
 from embedkit.protocol import BaseEmbedder
 from embedkit.spec import OptionValue
-from embedkit.tokenize import simple_tokenize
+from embedkit.words.tokenize import simple_tokenize
 
 __all__ = ["HashingEmbedder"]
 

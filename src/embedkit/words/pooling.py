@@ -18,7 +18,7 @@ model builds one):
 
 * ``"skip"``  leave them out (``|t|`` counts only known tokens);
 * ``"zero"``  count them as zero vectors;
-* ``"error"`` raise :class:`~embedkit.words.OutOfVocabularyError` naming the rows.
+* ``"error"`` raise :class:`~embedkit.words.vectors.OutOfVocabularyError` naming the rows.
 
 A text left with no token (all OOV under ``"skip"``, or no word at all) pools to
 the zero vector, never NaN. Pooling is one sparse ``(texts × vocabulary)``
@@ -39,7 +39,7 @@ from numpy.typing import NDArray
 
 from embedkit._optional import require
 from embedkit.errors import ConfigError, DimensionMismatchError
-from embedkit.words import OutOfVocabularyError, WordVectors
+from embedkit.words.vectors import OutOfVocabularyError, WordVectors
 
 __all__ = [
     "OOV_POLICIES",

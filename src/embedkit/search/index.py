@@ -1,6 +1,6 @@
 """``VectorIndex``: ids + metadata + unit-normalised float32 vectors + the model's spec.
 
-Search is exact cosine similarity (:func:`embedkit.similarity.search`). The index
+Search is exact cosine similarity (:func:`embedkit.search.kernels.search`). The index
 remembers which model made its vectors (``spec``) and their width (``dim``): a
 text query is embedded by that model, an embedder with another spec is refused
 with :class:`~embedkit.errors.ModelMismatchError`, a vector of another width with
@@ -36,11 +36,11 @@ from embedkit.errors import (
 )
 from embedkit.protocol import Embedder, embed_queries
 from embedkit.registry import load
-from embedkit.similarity import DEFAULT_BLOCK_BYTES, as_matrix, normalize, search
+from embedkit.search.kernels import DEFAULT_BLOCK_BYTES, as_matrix, normalize, search
 
 __all__ = ["Hit", "VectorIndex"]
 
-FORMAT = "embedkit.index"
+FORMAT = "embedkit.search.index"
 VERSION = 1
 Id = str | int
 Metadata = dict[str, Any] | None

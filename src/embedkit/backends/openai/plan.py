@@ -35,8 +35,6 @@ from embedkit.errors import ConfigError, TextTooLongError
 __all__ = [
     "MAX_INPUTS_PER_REQUEST",
     "MAX_TOKENS_PER_REQUEST",
-    "PRICES_AS_OF",
-    "PRICES_USD_PER_MILLION_TOKENS",
     "Estimate",
     "RateLimiter",
     "plan_requests",
@@ -44,16 +42,6 @@ __all__ = [
 
 MAX_INPUTS_PER_REQUEST = 2048
 MAX_TOKENS_PER_REQUEST = 300_000
-
-# Standard (non-batch) API prices in USD per million input tokens, as published with
-# the text-embedding-3 launch on 2024-01-25 and unchanged when this table was written.
-# Check https://openai.com/api/pricing before relying on them.
-PRICES_AS_OF = "2024-01-25"
-PRICES_USD_PER_MILLION_TOKENS: dict[str, float] = {
-    "text-embedding-3-small": 0.02,
-    "text-embedding-3-large": 0.13,
-    "text-embedding-ada-002": 0.10,
-}
 
 
 def plan_requests(

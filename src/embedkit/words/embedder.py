@@ -2,7 +2,7 @@
 
 ``embed(texts)`` tokenises each text with the named tokenizer (the same one used at
 training time), maps tokens to vocabulary rows under the OOV policy and pools
-them (:mod:`embedkit.pooling` has the formulas)::
+them (:mod:`embedkit.words.pooling` has the formulas)::
 
     embed(texts)[t] = pool(vectors of tokenize(texts[t]))      shape (len(texts), dim)
 
@@ -34,7 +34,10 @@ import numpy as np
 from numpy.typing import NDArray
 
 from embedkit.errors import ConfigError, CorruptFileError
-from embedkit.pooling import (
+from embedkit.protocol import BaseEmbedder
+from embedkit.spec import OptionValue
+from embedkit.validation import check_texts
+from embedkit.words.pooling import (
     OOV_POLICIES,
     POOLINGS,
     OOVPolicy,
@@ -43,11 +46,8 @@ from embedkit.pooling import (
     encode,
     paused_gc,
 )
-from embedkit.protocol import BaseEmbedder
-from embedkit.spec import OptionValue
-from embedkit.tokenize import Tokenizer, get_tokenizer
-from embedkit.validation import check_texts
-from embedkit.words import WordVectors, is_saved_words
+from embedkit.words.tokenize import Tokenizer, get_tokenizer
+from embedkit.words.vectors import WordVectors, is_saved_words
 
 __all__ = [
     "PooledTexts",

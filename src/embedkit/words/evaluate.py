@@ -28,7 +28,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from embedkit.errors import ConfigError, CorruptFileError
-from embedkit.words import WordVectors
+from embedkit.words.vectors import WordVectors
 
 __all__ = [
     "AnalogyResult",

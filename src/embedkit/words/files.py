@@ -31,7 +31,7 @@ from numpy.typing import NDArray
 
 from embedkit._optional import require
 from embedkit.errors import BackendError, ConfigError, CorruptFileError
-from embedkit.words import WordVectors
+from embedkit.words.vectors import WordVectors
 
 __all__ = [
     "from_keyed_vectors",

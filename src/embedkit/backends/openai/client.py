@@ -6,8 +6,8 @@ What one ``embed(texts)`` call does, in order:
    (before any request: the API would answer 400);
 2. applies ``on_long`` to texts over the model's token limit (default
    ``"error"``: raise naming the rows; ``"truncate"``; ``"chunk"``), counting
-   tokens offline with tiktoken (:mod:`embedkit.tokens`);
-3. plans requests with :func:`~embedkit.backends.openai_plan.plan_requests`
+   tokens offline with tiktoken (:mod:`embedkit.backends.openai.tokens`);
+3. plans requests with :func:`~embedkit.backends.openai.plan.plan_requests`
    (<= 2048 inputs, <= 300,000 tokens each, order kept, each text sent once);
 4. sends up to ``max_concurrency`` requests at a time through the official
    ``openai`` client (its own retries switched off: this is the one retry
@@ -41,41 +41,24 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from embedkit import tokens
 from embedkit._optional import require
-from embedkit.backends.openai_plan import (
+from embedkit.backends.openai import tokens
+from embedkit.backends.openai.models import DEFAULT_MAX_TOKENS, MODELS, PRICES_AS_OF
+from embedkit.backends.openai.plan import (
     MAX_TOKENS_PER_REQUEST,
-    PRICES_AS_OF,
-    PRICES_USD_PER_MILLION_TOKENS,
     Estimate,
     RateLimiter,
     plan_requests,
 )
-from embedkit.backends.openai_wire import decode_embeddings, triage
+from embedkit.backends.openai.wire import decode_embeddings, triage
 from embedkit.errors import BackendError, BadResponseError, ConfigError, TextTooLongError
 from embedkit.protocol import BaseEmbedder, Matrix, OnLong, check_on_long
 from embedkit.spec import OptionValue
 from embedkit.validation import check_texts
 
-__all__ = ["MODELS", "ModelInfo", "OpenAIEmbedder", "RequestStats"]
+__all__ = ["OpenAIEmbedder", "RequestStats"]
 
 
-@dataclass(frozen=True)
-class ModelInfo:
-    """A known embedding model: native width, input limit, tokenizer, ``dimensions`` support."""
-
-    dim: int
-    max_tokens: int
-    encoding: str
-    flexible_dimensions: bool
-
-
-MODELS: dict[str, ModelInfo] = {
-    "text-embedding-3-small": ModelInfo(1536, 8192, "cl100k_base", True),
-    "text-embedding-3-large": ModelInfo(3072, 8192, "cl100k_base", True),
-    "text-embedding-ada-002": ModelInfo(1536, 8192, "cl100k_base", False),
-}
-DEFAULT_MAX_TOKENS = 8192  # for models not in MODELS (OpenAI-compatible servers)
 PROBE_TEXT = "dimension probe"
 
 
@@ -302,7 +285,7 @@ class OpenAIEmbedder(BaseEmbedder):
             else:
                 inputs += [piece for piece, _ in self._chunk(text)]
         n_tokens = int(self.count_tokens(inputs).sum())
-        price = PRICES_USD_PER_MILLION_TOKENS.get(self.model)
+        price = self.info.usd_per_million_tokens if self.info else None
         return Estimate(
             model=self.model,
             texts=len(items),

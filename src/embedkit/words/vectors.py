@@ -18,7 +18,7 @@ Array contracts (``N = normalize(vectors)``, computed once and kept):
   with ``normalize(mean(N[words]))``.
 
 Batched variants (``most_similar_batch``, ``analogy_batch``) answer many queries
-with one blocked matrix product (:func:`embedkit.similarity.search`).
+with one blocked matrix product (:func:`embedkit.search.kernels.search`).
 
 Saved form (:meth:`WordVectors.save`), a folder, no pickle::
 
@@ -47,10 +47,10 @@ from embedkit.errors import (
     DimensionMismatchError,
     InvalidInputError,
 )
-from embedkit.similarity import TopK, as_matrix, normalize, search, top_k
+from embedkit.search.kernels import TopK, as_matrix, normalize, search, top_k
 
 if TYPE_CHECKING:
-    from embedkit.evaluate import AnalogyResult, WordPairsResult
+    from embedkit.words.evaluate import AnalogyResult, WordPairsResult
 
 __all__ = [
     "Neighbor",
@@ -319,16 +319,16 @@ class WordVectors:
     def evaluate_analogies(
         self, path: str | os.PathLike[str], *, restrict_vocab: int = 300_000
     ) -> AnalogyResult:
-        """:func:`embedkit.evaluate.evaluate_analogies` on these vectors."""
-        from embedkit.evaluate import evaluate_analogies
+        """:func:`embedkit.words.evaluate.evaluate_analogies` on these vectors."""
+        from embedkit.words.evaluate import evaluate_analogies
 
         return evaluate_analogies(self, path, restrict_vocab=restrict_vocab)
 
     def evaluate_word_pairs(
         self, path: str | os.PathLike[str], *, restrict_vocab: int = 300_000
     ) -> WordPairsResult:
-        """:func:`embedkit.evaluate.evaluate_word_pairs` on these vectors."""
-        from embedkit.evaluate import evaluate_word_pairs
+        """:func:`embedkit.words.evaluate.evaluate_word_pairs` on these vectors."""
+        from embedkit.words.evaluate import evaluate_word_pairs
 
         return evaluate_word_pairs(self, path, restrict_vocab=restrict_vocab)
 
@@ -484,12 +484,12 @@ def fast_search(
 ) -> TopK:
     """Exact top-k of ``queries @ matrix.T`` for many queries over a large matrix.
 
-    Same result as :func:`embedkit.similarity.search` (up to the order of exactly equal
+    Same result as :func:`embedkit.search.kernels.search` (up to the order of exactly equal
     scores), without a selection over every score: the ``n`` columns are split into
     ``n // group`` groups (column ``j`` belongs to group ``j mod (n // group)``), the
     maximum of each group is taken with vectorised ``maximum`` over contiguous slabs,
     and only the columns of the ``k`` groups with the largest maxima (plus the
-    ``n mod group`` leftover columns) are ranked with :func:`embedkit.similarity.top_k`.
+    ``n mod group`` leftover columns) are ranked with :func:`embedkit.search.kernels.top_k`.
     This is exact: each of the true top ``k`` columns lies in a group whose maximum
     is at least its score, and at most ``k - 1`` groups can beat that.
     """
