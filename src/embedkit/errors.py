@@ -5,13 +5,18 @@ mixes in the builtin that idiomatic code already catches::
 
     EmbedkitError
     ├── ConfigError (ValueError)               bad spec, option or config dict
-    │   └── UnknownBackendError                 no backend of that name
+    │   ├── UnknownBackendError                 no backend of that name
+    │   ├── UnknownDimensionError               a server model's width, before its first call
+    │   └── UsageError                          a command line that cannot run as given
     ├── MissingDependencyError (ImportError)    optional extra not installed
     ├── InvalidInputError (ValueError)          bad texts; ``.rows`` names them
-    │   └── TextTooLongError                    over the model's limit (on_long="error")
+    │   ├── TextTooLongError                    over the model's limit (on_long="error")
+    │   └── OutOfVocabularyError (KeyError)     words without a vector (on_oov="error")
     ├── DimensionMismatchError (ValueError)     vectors of the wrong width
     ├── ModelMismatchError (ValueError)         vectors from another model/spec
     ├── CorruptFileError (ValueError)           a saved file fails its checks
+    ├── StorageError (OSError)                  a file or cache cannot be used: locked,
+    │                                           read-only, disk full (not corrupt)
     └── BackendError (RuntimeError)             a backend failed; original as __cause__
         ├── BadResponseError                    a server answered with wrong data
         └── QuotaExceededError                  billing quota exhausted: retrying won't help
@@ -36,8 +41,12 @@ __all__ = [
     "MissingDependencyError",
     "ModelMismatchError",
     "QuotaExceededError",
+    "OutOfVocabularyError",
+    "StorageError",
     "TextTooLongError",
     "UnknownBackendError",
+    "UnknownDimensionError",
+    "UsageError",
 ]
 
 
@@ -51,6 +60,14 @@ class ConfigError(EmbedkitError, ValueError):
 
 class UnknownBackendError(ConfigError):
     """No backend is registered under the requested name."""
+
+
+class UnknownDimensionError(ConfigError):
+    """The width of a server-side model is not known until its first response."""
+
+
+class UsageError(ConfigError):
+    """A command line that cannot be run as given."""
 
 
 class MissingDependencyError(EmbedkitError, ImportError):
@@ -78,6 +95,13 @@ class TextTooLongError(InvalidInputError):
     """Texts over the model's token limit under ``on_long="error"``."""
 
 
+class OutOfVocabularyError(InvalidInputError, KeyError):
+    """Words without a vector; ``rows`` holds ``(position, word)`` for each of them."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
 class DimensionMismatchError(EmbedkitError, ValueError):
     """Vectors whose width differs from what the index or model expects."""
 
@@ -88,6 +112,14 @@ class ModelMismatchError(EmbedkitError, ValueError):
 
 class CorruptFileError(EmbedkitError, ValueError):
     """A saved file is truncated, altered or not in the expected format."""
+
+
+class StorageError(EmbedkitError, OSError):
+    """A file or the cache cannot be used as asked (locked, read-only, disk full).
+
+    The data itself is fine: retry later, free space or choose another location.
+    The original ``OSError``/``sqlite3`` error is chained as ``__cause__``.
+    """
 
 
 class BackendError(EmbedkitError, RuntimeError):
