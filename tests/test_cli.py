@@ -159,7 +159,7 @@ def test_bad_csv_rows_are_named_and_finished_work_is_kept(
     assert cache.count(embedkit.load(HASH).spec) == 600  # every finished batch kept
 
 
-def test_missing_cells_can_be_skipped(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_missing_cells_can_be_dropped(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     source = write_csv(tmp_path / "r.csv", ["Summary,Text", "a,first", "b,", "c,  ", "d,fourth"])
     assert main(["embed", str(source), "-c", "Text", "-o", str(tmp_path / "i"), "-m", HASH]) == 2
     assert "line 3: field 'Text': empty string" in capsys.readouterr().err
@@ -174,11 +174,11 @@ def test_missing_cells_can_be_skipped(tmp_path: Path, capsys: pytest.CaptureFixt
             "-m",
             HASH,
             "--on-missing",
-            "skip",
+            "drop",
         ]
     )
     assert code == 0
-    assert "2 rows skipped" in capsys.readouterr().err
+    assert "2 rows dropped" in capsys.readouterr().err
     assert main(["info", str(tmp_path / "i"), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["count"] == 2
 

@@ -89,7 +89,7 @@ LONG = "a a a a a b b b"  # 8 words: pieces "a a a a a" (5) and "b b b" (3)
 
 def test_on_long_error_names_rows_before_any_work() -> None:
     model = WordLimited("error")
-    with pytest.raises(embedkit.TextTooLongError) as info:
+    with pytest.raises(embedkit.errors.TextTooLongError) as info:
         model.embed(["c d", LONG, "d", LONG])
     assert info.value.positions == [1, 3] and "8 tokens" in str(info.value)
     assert model.seen == []
@@ -97,7 +97,7 @@ def test_on_long_error_names_rows_before_any_work() -> None:
 
 def test_on_long_truncate_warns_with_count() -> None:
     model = WordLimited("truncate")
-    with pytest.warns(embedkit.EmbedkitWarning, match="1 of 2 texts exceed 5 tokens"):
+    with pytest.warns(embedkit.errors.EmbedkitWarning, match="1 of 2 texts exceed 5 tokens"):
         out = model.embed(["c", LONG])
     assert model.seen == ["c", "a a a a a"]
     np.testing.assert_allclose(out[1], [1, 0, 0, 0])
@@ -124,7 +124,7 @@ def test_backend_returning_wrong_shape_is_caught() -> None:
         def _embed(self, texts: list[str]) -> NDArray[np.float32]:
             return np.zeros((len(texts) + 1, self.dim), np.float32)
 
-    with pytest.raises(embedkit.BadResponseError, match="expected"):
+    with pytest.raises(embedkit.errors.BadResponseError, match="expected"):
         Broken().embed(["x"])
 
 
@@ -134,5 +134,7 @@ def test_embed_queries_prefers_embed_query(hashing: embedkit.Embedder) -> None:
             return self.embed(["query: " + t for t in texts])
 
     model = Asymmetric()
-    assert not np.allclose(embedkit.embed_queries(model, ["x y"]), model.embed(["x y"]))
-    np.testing.assert_array_equal(embedkit.embed_queries(hashing, ["x y"]), hashing.embed(["x y"]))
+    assert not np.allclose(embedkit.protocol.embed_queries(model, ["x y"]), model.embed(["x y"]))
+    np.testing.assert_array_equal(
+        embedkit.protocol.embed_queries(hashing, ["x y"]), hashing.embed(["x y"])
+    )

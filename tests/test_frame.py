@@ -16,14 +16,8 @@ import pytest
 
 import embedkit
 from embedkit.errors import ConfigError, InvalidInputError, ModelMismatchError, TextTooLongError
-from embedkit.frame import (
-    EmbeddedFrame,
-    Template,
-    build_texts,
-    embed_frame,
-    parse_float_lists,
-    read_tutorial_csv,
-)
+from embedkit.frame import EmbeddedFrame, embed_frame, read_tutorial_csv
+from embedkit.jobs.readers import Template, build_texts, parse_float_lists
 from embedkit.jobs.cache import default_cache_path
 from openai_server import OpenAIServer, expected_matrix
 from test_pipeline import CountingEmbedder
@@ -81,7 +75,7 @@ def test_template_reports_and_drops_missing_fields(reviews: pd.DataFrame) -> Non
     assert list(ef.rows.index[:3]) == [0, 1, 2] and 1002 in ef.rows.index
     assert ef.rows["n_tokens"].dtype == "Int64" and (ef.rows["n_tokens"] > 0).all()
     with pytest.raises(InvalidInputError) as info:
-        embed_frame(reviews, HASH, template=TEMPLATE, missing="error")
+        embed_frame(reviews, HASH, template=TEMPLATE, on_missing="error")
     assert info.value.positions == [1000, 1001, 1003]
 
 
@@ -111,7 +105,7 @@ def test_whole_workflow_with_hashing(reviews: pd.DataFrame, tmp_path: Path) -> N
     np.testing.assert_array_equal(back.vectors, ef.vectors)
     assert back.spec == ef.spec
 
-    hits = back.search("pet food", k=5)
+    hits = back.search_rows("pet food", k=5)
     assert isinstance(hits, pd.DataFrame) and len(hits) == 5
     assert hits["score"].is_monotonic_decreasing
     assert list(hits.index) == brute_force(back, "pet food", 5)
@@ -120,7 +114,7 @@ def test_whole_workflow_with_hashing(reviews: pd.DataFrame, tmp_path: Path) -> N
     assert [h.id for h in index_hits] == list(hits.index)
     assert index_hits[0].metadata is not None and index_hits[0].metadata["Score"] in range(1, 6)
     with pytest.raises(ModelMismatchError):
-        back.search("pet food", model="hashing?dim=128")
+        back.search_rows("pet food", model="hashing?dim=128")
 
 
 def test_the_cache_makes_a_second_run_free(reviews: pd.DataFrame) -> None:
@@ -165,8 +159,8 @@ def test_tutorial_csv_import_is_exact(reviews: pd.DataFrame, tmp_path: Path, no_
     back = read_tutorial_csv(tmp_path / "tutorial.csv", spec=ef.spec)
     np.testing.assert_array_equal(back.vectors, ef.vectors)
     assert back.rows["text"].tolist() == ef.rows["text"].tolist()
-    back_hits = back.search("pet food", k=3)
-    assert back_hits["Unnamed: 0"].tolist() == list(ef.search("pet food", k=3).index)
+    back_hits = back.search_rows("pet food", k=3)
+    assert back_hits["Unnamed: 0"].tolist() == list(ef.search_rows("pet food", k=3).index)
 
 
 def test_tutorial_csv_bad_cells_are_named(no_eval: None) -> None:
@@ -213,11 +207,11 @@ def test_workflow_with_minilm_and_the_long_text_policy(
     }
     assert len(dropped) == len(ef) - len(truncated)
 
-    hits = ef.search("pet food", k=5)
+    hits = ef.search_rows("pet food", k=5)
     pet_words = ("dog", "cat", "pet", "puppy", "kitten", "treat")
     assert sum(any(w in t.lower() for w in pet_words) for t in hits["text"]) >= 3, hits["text"]
     back = EmbeddedFrame.load(ef.save(tmp_path / "minilm.parquet"))
-    assert list(back.search("pet food", k=5, model=minilm).index) == list(hits.index)
+    assert list(back.search_rows("pet food", k=5, model=minilm).index) == list(hits.index)
 
 
 # -- the OpenAI backend against the local server ------------------------------------------
@@ -260,7 +254,7 @@ def test_workflow_with_openai_against_the_local_server(
     np.testing.assert_array_equal(again.vectors, ef.vectors)
 
     back = EmbeddedFrame.load(ef.save(tmp_path / "openai.parquet"))
-    hits = back.search("pet food", k=3, model=config)
+    hits = back.search_rows("pet food", k=3, model=config)
     assert hits["score"].is_monotonic_decreasing and len(hits) == 3
     q = expected_matrix(["pet food"], "text-embedding-3-small", 256)[0]
     best = int(np.argmax(back.vectors @ q))

@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 
 import embedkit
+import embedkit.errors
+from embedkit._folder import data_path
 from embedkit import VectorIndex
 
 DOCS = [
@@ -92,9 +94,10 @@ def test_zero_vectors_score_zero_not_nan() -> None:
 
 def test_save_and_load_round_trip(index: VectorIndex, tmp_path: Path) -> None:
     folder = index.save(tmp_path / "idx")
-    assert sorted(p.name for p in folder.iterdir()) == [
+    data = data_path(folder)
+    assert sorted(p.name for p in folder.iterdir()) == [".lock", data.name, "manifest.json"]
+    assert sorted(p.name for p in data.iterdir()) == [
         "ids.json",
-        "manifest.json",
         "metadata.jsonl",
         "vectors.npy",
     ]
@@ -124,12 +127,12 @@ def test_metadata_with_numpy_scalars_is_saved_as_json(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("damage", "message"),
     [
-        (lambda f: (f / "vectors.npy").write_bytes((f / "vectors.npy").read_bytes()[:-8]), "bytes"),
-        (lambda f: _flip_byte(f / "vectors.npy", -5), "checksum"),
-        (lambda f: _flip_byte(f / "ids.json", 3), "checksum"),
+        (lambda f: _truncate(data_path(f) / "vectors.npy", 8), "bytes"),
+        (lambda f: _flip_byte(data_path(f) / "vectors.npy", -5), "sha256"),
+        (lambda f: _flip_byte(data_path(f) / "ids.json", 3), "sha256"),
         (lambda f: (f / "manifest.json").unlink(), "no manifest"),
         (lambda f: (f / "manifest.json").write_text("{not json"), "not valid JSON"),
-        (lambda f: (f / "metadata.jsonl").unlink(), "missing"),
+        (lambda f: (data_path(f) / "metadata.jsonl").unlink(), "missing"),
     ],
 )
 def test_corruption_is_detected(
@@ -137,7 +140,7 @@ def test_corruption_is_detected(
 ) -> None:
     folder = index.save(tmp_path / "idx")
     damage(folder)  # type: ignore[operator]
-    with pytest.raises(embedkit.CorruptFileError, match=message):
+    with pytest.raises(embedkit.errors.CorruptFileError, match=message):
         VectorIndex.load(folder)
 
 
@@ -145,9 +148,10 @@ def test_pickled_arrays_are_never_loaded(tmp_path: Path) -> None:
     """A vectors.npy replaced by an object array (a pickle inside) is refused, even with matching manifest."""
     idx = VectorIndex.from_vectors(np.eye(2, dtype=np.float32))
     folder = idx.save(tmp_path / "idx")
-    np.save(folder / "vectors.npy", np.array([{"a": 1}, None], dtype=object), allow_pickle=True)
+    target = data_path(folder) / "vectors.npy"
+    np.save(target, np.array([{"a": 1}, None], dtype=object), allow_pickle=True)
     manifest = json.loads((folder / "manifest.json").read_text())
-    data = (folder / "vectors.npy").read_bytes()
+    data = target.read_bytes()
     import hashlib
 
     manifest["files"]["vectors.npy"] = {
@@ -155,7 +159,7 @@ def test_pickled_arrays_are_never_loaded(tmp_path: Path) -> None:
         "sha256": hashlib.sha256(data).hexdigest(),
     }
     (folder / "manifest.json").write_text(json.dumps(manifest))
-    with pytest.raises(embedkit.CorruptFileError, match="cannot be read"):
+    with pytest.raises(embedkit.errors.CorruptFileError, match="object arrays are refused"):
         VectorIndex.load(folder)
 
 
@@ -169,3 +173,7 @@ def _flip_byte(path: Path, offset: int) -> None:
     data = bytearray(path.read_bytes())
     data[offset] ^= 0xFF
     path.write_bytes(bytes(data))
+
+
+def _truncate(path: Path, n: int) -> None:
+    path.write_bytes(path.read_bytes()[:-n])

@@ -94,7 +94,7 @@ def test_duplicates_are_embedded_once_per_batch() -> None:
     model = CountingEmbedder()
     texts = ["a b", "c d", "a b", "a b", "e f"]
     job = EmbedJob(texts, model, batch_size=10)
-    out = np.concatenate(list(job.batches()))
+    out = np.concatenate([block.vectors for block in job.batches()])
     assert model.calls == [["a b", "c d", "e f"]]
     np.testing.assert_array_equal(out[0], out[3])
     assert (job.stats.rows, job.stats.cached, job.stats.computed, job.stats.duplicates) == (
@@ -195,9 +195,10 @@ def test_parquet_writer_round_trips_with_the_spec(
     with ParquetWriter(path, job.dim, job.spec, ["id", "text"]) as writer:
         at = 0
         for block in job.batches():
-            ids = list(range(at, at + len(block)))
-            writer.write({"id": ids, "text": TEXTS[at : at + len(block)]}, block)
-            at += len(block)
+            ids = block.rows.tolist()
+            assert ids == list(range(at, at + len(ids)))
+            writer.write({"id": ids, "text": TEXTS[at : at + len(ids)]}, block.vectors)
+            at += len(ids)
     import pyarrow.parquet as pq
 
     assert pq.ParquetFile(str(path)).metadata.num_row_groups == 3

@@ -66,7 +66,7 @@ def test_load_uses_environment_variable(monkeypatch: pytest.MonkeyPatch) -> None
 
 
 def test_unknown_backend_lists_available() -> None:
-    with pytest.raises(embedkit.UnknownBackendError, match=r"available: .*hashing"):
+    with pytest.raises(embedkit.errors.UnknownBackendError, match=r"available: .*hashing"):
         embedkit.load("nope:model")
 
 
@@ -105,7 +105,7 @@ def test_entry_point_backend_from_installed_distribution() -> None:
     assert "reverse-hashing" in names
     model = embedkit.load("reverse-hashing?dim=64")
     assert type(model).__module__ == "embedkit_demo_plugin"
-    assert "reverse-hashing" in embedkit.available_backends()
+    assert "reverse-hashing" in embedkit.registry.available_backends()
     # reversing the text changes the vectors, so it is a distinct backend
     plain = embedkit.load("hashing?dim=64")
     assert not np.allclose(model.embed(["pet food"]), plain.embed(["pet food"]))
@@ -113,7 +113,7 @@ def test_entry_point_backend_from_installed_distribution() -> None:
 
 def test_missing_dependency_names_the_extra() -> None:
     embedkit.register("needs-missing", "embedkit_no_such_module:Thing")
-    with pytest.raises(embedkit.MissingDependencyError):
+    with pytest.raises(embedkit.errors.MissingDependencyError):
         embedkit.load("needs-missing")
     from embedkit._optional import require
 
@@ -176,7 +176,7 @@ def test_non_finite_backend_output_is_caught() -> None:
             out[1, 0] = np.nan
             return out
 
-    with pytest.raises(embedkit.BadResponseError, match="NaN or infinity for rows 1"):
+    with pytest.raises(embedkit.errors.BadResponseError, match="NaN or infinity for rows 1"):
         Broken().embed(["a", "b", "c"])
 
 

@@ -4,6 +4,12 @@
 >>> model = embedkit.load("hashing?dim=64")
 >>> model.embed(["pet food", "dog food"]).shape
 (2, 64)
+
+The curated names below cover the everyday work; everything else lives in its
+subpackage: :mod:`embedkit.errors` (the whole exception tree), :mod:`embedkit.search`
+(kernels, stores, index), :mod:`embedkit.jobs` (the job path, cache, readers,
+writers), :mod:`embedkit.words` (word vectors, pooling, evaluation),
+:mod:`embedkit.backends` (one module per backend).
 """
 
 from __future__ import annotations
@@ -12,37 +18,32 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from embedkit.errors import (
-    BackendError,
-    BadResponseError,
     ConfigError,
-    CorruptFileError,
     DimensionMismatchError,
     EmbedkitError,
-    EmbedkitWarning,
     InvalidInputError,
-    MissingDependencyError,
     ModelMismatchError,
-    QuotaExceededError,
-    TextTooLongError,
-    UnknownBackendError,
 )
-from embedkit.frame import EmbeddedFrame, embed_frame, read_tutorial_csv
 from embedkit.jobs.embed import embed
-from embedkit.protocol import BaseEmbedder, Embedder, embed_queries
-from embedkit.registry import DEFAULT_MODEL, available_backends, load, register
+from embedkit.protocol import BaseEmbedder, Embedder
+from embedkit.registry import load, register
 from embedkit.search.index import Hit, VectorIndex
 from embedkit.search.kernels import TopK, cosine_similarity, normalize, top_k
-from embedkit.words.evaluate import evaluate_analogies, evaluate_word_pairs
-from embedkit.words.vectors import Neighbor, OutOfVocabularyError, WordVectors
 
 if TYPE_CHECKING:
     from embedkit.backends.fasttext_train import train_fasttext
     from embedkit.backends.gensim_train import train_glove, train_word2vec
+    from embedkit.frame import EmbeddedFrame, embed_frame, read_tutorial_csv
+    from embedkit.words.vectors import WordVectors
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
-# Training builds backends, so it is imported on first use: `import embedkit` loads no backend.
+# Imported on first use: pandas-based workflow, word vectors and trainers (trainers build backends).
 _LAZY = {
+    "EmbeddedFrame": "embedkit.frame",
+    "embed_frame": "embedkit.frame",
+    "read_tutorial_csv": "embedkit.frame",
+    "WordVectors": "embedkit.words.vectors",
     "train_fasttext": "embedkit.backends.fasttext_train",
     "train_glove": "embedkit.backends.gensim_train",
     "train_word2vec": "embedkit.backends.gensim_train",
@@ -56,37 +57,22 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
-    "DEFAULT_MODEL",
-    "BackendError",
-    "BadResponseError",
     "BaseEmbedder",
     "ConfigError",
-    "CorruptFileError",
     "DimensionMismatchError",
     "EmbeddedFrame",
     "Embedder",
     "EmbedkitError",
-    "EmbedkitWarning",
     "Hit",
     "InvalidInputError",
-    "MissingDependencyError",
     "ModelMismatchError",
-    "Neighbor",
-    "OutOfVocabularyError",
-    "QuotaExceededError",
-    "TextTooLongError",
     "TopK",
-    "UnknownBackendError",
     "VectorIndex",
     "WordVectors",
     "__version__",
-    "available_backends",
     "cosine_similarity",
     "embed",
     "embed_frame",
-    "embed_queries",
-    "evaluate_analogies",
-    "evaluate_word_pairs",
     "load",
     "normalize",
     "read_tutorial_csv",

@@ -48,7 +48,16 @@ from numpy.typing import NDArray
 from embedkit._closing import Closing
 from embedkit.errors import ConfigError, CorruptFileError
 
-__all__ = ["FORMAT", "VERSION", "FolderWriter", "Snapshot", "is_folder", "read", "write"]
+__all__ = [
+    "FORMAT",
+    "VERSION",
+    "FolderWriter",
+    "Snapshot",
+    "data_path",
+    "is_folder",
+    "read",
+    "write",
+]
 
 FORMAT = "embedkit.folder"
 VERSION = 1
@@ -64,6 +73,12 @@ _CHUNK = 1 << 22
 def is_folder(path: str | os.PathLike[str]) -> bool:
     """True when ``path`` is a folder holding an embedkit manifest."""
     return (Path(path) / MANIFEST).is_file()
+
+
+def data_path(path: str | os.PathLike[str]) -> Path:
+    """The ``data-<id>`` folder the current manifest names (for tools and tests)."""
+    manifest = json.loads((Path(path) / MANIFEST).read_text("utf-8"))
+    return Path(path) / str(manifest["data"])
 
 
 # -- writing ------------------------------------------------------------------------
@@ -110,7 +125,7 @@ class FolderWriter(Closing):
                 raise ConfigError(f"{file} is not a plain file; folders hold flat files only")
             files[file.name] = {"bytes": file.stat().st_size, "sha256": _fsync_and_hash(file)}
         _fsync_dir(self._tmp)
-        manifest = {
+        manifest: dict[str, Any] = {
             "format": FORMAT,
             "version": VERSION,
             "kind": self.kind,
@@ -175,8 +190,8 @@ class Snapshot(Closing):
         return name in self._handles
 
     @property
-    def bytes(self) -> int:
-        """Total size of the listed files."""
+    def size(self) -> int:
+        """Total size of the listed files, in bytes."""
         return sum(self.sizes.values())
 
     def read_bytes(self, name: str) -> bytes:
@@ -208,14 +223,15 @@ class Snapshot(Closing):
             count = int(np.prod(shape, dtype=np.int64))
             if offset + count * dtype.itemsize != self.sizes[name]:
                 raise ValueError(f"{count} values of {dtype} do not fill the file")
-            order = "F" if fortran else "C"
+            order: Any = "F" if fortran else "C"
             if mmap and count:
-                out: NDArray[Any] = np.memmap(
+                mapped: NDArray[Any] = np.memmap(
                     fh, dtype=dtype, mode="r", offset=offset, shape=shape, order=order
                 )
-                return out
-            data = np.frombuffer(fh.read(count * dtype.itemsize), dtype=dtype)
-            return data.reshape(shape, order=order).copy()
+                return mapped
+            data: NDArray[Any] = np.frombuffer(fh.read(count * dtype.itemsize), dtype=dtype)
+            out: NDArray[Any] = data.reshape(tuple(shape), order=order).copy()
+            return out
         except (ValueError, OSError) as exc:
             raise CorruptFileError(f"{self.path}: {name} is not a valid .npy file: {exc}") from exc
 
@@ -241,6 +257,7 @@ def read(path: str | os.PathLike[str], kind: str, *, verify: bool = True) -> Sna
         manifest = _read_manifest(folder, kind)
         data = folder / manifest["data"]
         handles: dict[str, BinaryIO] = {}
+        name = ""
         try:
             for name in manifest["files"]:
                 handles[name] = open(data / name, "rb")  # noqa: SIM115 - kept in the snapshot
@@ -249,7 +266,7 @@ def read(path: str | os.PathLike[str], kind: str, *, verify: bool = True) -> Sna
                 fh.close()
             if _read_manifest(folder, kind)["data"] != manifest["data"]:
                 continue  # a save swapped the folder meanwhile: read the new version
-            raise CorruptFileError(f"{folder}: {data.name} lacks files its manifest lists") from None
+            raise CorruptFileError(f"{folder}: {name} is missing (the manifest lists it)") from None
         except OSError:
             for fh in handles.values():
                 fh.close()

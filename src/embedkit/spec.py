@@ -13,7 +13,7 @@ from urllib.parse import parse_qsl, quote, unquote
 
 from embedkit.errors import ConfigError
 
-__all__ = ["coerce_option", "format_spec", "parse_spec", "split_spec"]
+__all__ = ["canonical_spec", "coerce_option", "format_spec", "parse_spec", "split_spec"]
 
 OptionValue = str | int | float | bool | None
 
@@ -27,6 +27,11 @@ def parse_spec(spec: str) -> tuple[str, str, dict[str, OptionValue]]:
     """
     backend, model, raw = split_spec(spec)
     return backend, model, {key: coerce_option(value) for key, value in raw.items()}
+
+
+def canonical_spec(spec: str) -> str:
+    """``spec`` in canonical form: ``format_spec(*parse_spec(spec))``."""
+    return format_spec(*parse_spec(spec))
 
 
 def split_spec(spec: str) -> tuple[str, str, dict[str, str]]:

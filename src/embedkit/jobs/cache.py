@@ -39,7 +39,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from embedkit._closing import Closing
-from embedkit.errors import ConfigError, CorruptFileError, DimensionMismatchError
+from embedkit.errors import ConfigError, CorruptFileError, DimensionMismatchError, StorageError
 
 _R = TypeVar("_R")
 
@@ -109,7 +109,7 @@ class EmbeddingCache(Closing):
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise ConfigError(f"cannot create the cache folder {self.path.parent}: {exc}") from exc
+            raise StorageError(f"cannot create the cache folder {self.path.parent}: {exc}") from exc
         self._run_write(lambda con: con.executescript(_SCHEMA), script=True)
         self._run_write(
             lambda con: con.execute(
@@ -172,12 +172,27 @@ class EmbeddingCache(Closing):
             pause = min(pause * 2, 0.2)
 
     def _translate(self, exc: sqlite3.Error) -> Exception:
-        if isinstance(exc, sqlite3.DatabaseError) and "not a database" in str(exc):
+        """A corrupt file is :class:`CorruptFileError`; locked, read-only, full or
+        unopenable is :class:`StorageError` (the data is fine, the place is not)."""
+        text = str(exc)
+        corrupt = isinstance(exc, sqlite3.DatabaseError) and (
+            "not a database" in text or "malformed" in text or "corrupt" in text
+        )
+        if corrupt:
             return CorruptFileError(
                 f"the embedding cache {self.path} is damaged ({exc}); delete the file "
                 "or use another cache location"
             )
-        return CorruptFileError(f"the embedding cache {self.path} failed: {exc}")
+        hints = (
+            ("locked", "another process holds it longer than the timeout"),
+            ("busy", "another process holds it longer than the timeout"),
+            ("readonly", "the file or its folder is read-only"),
+            ("read-only", "the file or its folder is read-only"),
+            ("full", "the disk is full"),
+            ("unable to open", "the file cannot be opened"),
+        )
+        why = next((hint for key, hint in hints if key in text.lower()), "it cannot be used")
+        return StorageError(f"the embedding cache {self.path} failed: {exc} ({why})")
 
     def _run_write(
         self, action: Callable[[sqlite3.Connection], object], *, script: bool = False

@@ -19,11 +19,20 @@ from numpy.typing import NDArray
 
 from embedkit._closing import Closing
 from embedkit._optional import require
-from embedkit.errors import ConfigError
+from embedkit.errors import ConfigError, CorruptFileError
 
-__all__ = ["NpyWriter", "ParquetWriter"]
+__all__ = [
+    "VECTOR_COLUMN",
+    "NpyWriter",
+    "ParquetWriter",
+    "read_vector_table",
+    "spec_metadata",
+    "vector_array",
+    "vector_field",
+]
 
 Matrix = NDArray[np.float32]
+VECTOR_COLUMN = "embedding"
 
 _NPY_HEADER_BYTES = 128
 
@@ -87,7 +96,7 @@ class ParquetWriter(Closing):
         columns: Sequence[str],
         *,
         types: Mapping[str, str] | None = None,
-        vector_column: str = "embedding",
+        vector_column: str = VECTOR_COLUMN,
     ) -> None:
         pa = require("pyarrow", "data")
         pq = require("pyarrow.parquet", "data")
@@ -103,9 +112,8 @@ class ParquetWriter(Closing):
             fields = [pa.field(c, pa.type_for_alias(kinds.get(c, "string"))) for c in self.columns]
         except ValueError as exc:
             raise ConfigError(f"unknown column type in {kinds}: {exc}") from exc
-        fields.append(pa.field(vector_column, pa.list_(pa.float32(), self.dim)))
-        meta = {b"embedkit.spec": (spec or "").encode(), b"embedkit.dim": str(self.dim).encode()}
-        self.schema = pa.schema(fields, metadata=meta)
+        fields.append(vector_field(vector_column, self.dim))
+        self.schema = pa.schema(fields, metadata=spec_metadata(spec, self.dim))
         self._pa = pa
         self._writer: Any = pq.ParquetWriter(str(self.path), self.schema)
         self.rows = 0
@@ -124,8 +132,7 @@ class ParquetWriter(Closing):
             if pa.types.is_string(column.type):
                 values = [None if v is None else str(v) for v in values]
             arrays.append(pa.array(values, column.type))
-        flat = pa.array(matrix.reshape(-1), pa.float32())
-        arrays.append(pa.FixedSizeListArray.from_arrays(flat, self.dim))
+        arrays.append(vector_array(matrix))
         self._writer.write_table(pa.Table.from_arrays(arrays, schema=self.schema))
         self.rows += matrix.shape[0]
 
@@ -133,3 +140,56 @@ class ParquetWriter(Closing):
         if self._writer is not None:
             self._writer.close()
             self._writer = None
+
+
+# -- the Parquet codec: vectors <-> fixed_size_list<float32>[dim] ---------------------
+def vector_field(name: str, dim: int) -> Any:
+    """The arrow field of a vector column: ``fixed_size_list<float32>[dim]``."""
+    pa = require("pyarrow", "data")
+    return pa.field(name, pa.list_(pa.float32(), int(dim)))
+
+
+def vector_array(matrix: Matrix) -> Any:
+    """``(n, dim)`` float32 as an arrow ``FixedSizeListArray`` (no copy of the values)."""
+    pa = require("pyarrow", "data")
+    flat = pa.array(np.ascontiguousarray(matrix, np.float32).reshape(-1), pa.float32())
+    return pa.FixedSizeListArray.from_arrays(flat, int(matrix.shape[1]))
+
+
+def spec_metadata(spec: str | None, dim: int) -> dict[bytes, bytes]:
+    """The schema metadata that says which model made the vectors."""
+    return {b"embedkit.spec": (spec or "").encode(), b"embedkit.dim": str(int(dim)).encode()}
+
+
+def read_vector_table(
+    path: str | os.PathLike[str], column: str = VECTOR_COLUMN
+) -> tuple[Any, Matrix, str | None]:
+    """``(table without the vectors, float32 (n, dim) vectors, spec)`` of a Parquet file."""
+    pa = require("pyarrow", "data")
+    pq = require("pyarrow.parquet", "data")
+    target = Path(path)
+    if not target.is_file():
+        raise FileNotFoundError(2, "No such file or directory", str(target))
+    try:
+        table = pq.read_table(str(target))
+    except (pa.ArrowException, OSError) as exc:
+        if isinstance(exc, PermissionError):
+            raise
+        raise CorruptFileError(f"{target} is not a readable Parquet file: {exc}") from exc
+    if column not in table.column_names:
+        raise CorruptFileError(f"{target} has no {column!r} column of vectors")
+    meta = table.schema.metadata or {}
+    col = table.column(column)
+    kind = col.type
+    if not pa.types.is_fixed_size_list(kind) or not pa.types.is_float32(kind.value_type):
+        raise CorruptFileError(f"{target}: {column!r} is {kind}, expected fixed_size_list<float>")
+    dim = int(kind.list_size)
+    if col.null_count:
+        raise CorruptFileError(f"{target}: {col.null_count} rows have no vector")
+    flat = col.combine_chunks().flatten().to_numpy(zero_copy_only=False)
+    vectors = np.ascontiguousarray(flat, dtype=np.float32).reshape(len(table), dim)
+    declared = meta.get(b"embedkit.dim")
+    if declared is not None and declared.decode() != str(dim):
+        raise CorruptFileError(f"{target}: vectors have dim {dim}, the metadata says {declared!r}")
+    spec = meta.get(b"embedkit.spec", b"").decode() or None
+    return table.drop_columns([column]), vectors, spec

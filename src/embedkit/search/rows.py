@@ -1,0 +1,135 @@
+"""Checks and encodings shared by every index writer: vectors, ids, metadata, queries.
+
+* vectors: float32 ``(m, dim)``, finite (NaN/inf rows named), stored unit-normalised;
+* ids: ``str`` or ``int`` (not ``bool``), unique; ``1`` and ``"1"`` are different ids;
+* metadata: one JSON object (or ``None``) per row, stored as JSON lines. Lines are
+  split on ``\\n`` only, so text holding U+2028, U+2029 or U+0085 round-trips.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from embedkit.errors import ConfigError, CorruptFileError, DimensionMismatchError, InvalidInputError
+from embedkit.search.kernels import normalize
+
+__all__ = [
+    "Id",
+    "Metadata",
+    "check_ids",
+    "check_metadata",
+    "metadata_lines",
+    "parse_metadata",
+    "query_rows",
+    "unit_rows",
+]
+
+Id = str | int
+Metadata = dict[str, Any] | None
+
+
+def unit_rows(vectors: ArrayLike, dim: int | None, what: str = "vectors") -> NDArray[np.float32]:
+    """``vectors`` as unit-normalised float32 ``(m, dim)``; non-finite rows are refused."""
+    if isinstance(vectors, (str, bytes, Mapping)):
+        raise ConfigError(f"{what} must be an array, got {type(vectors).__name__}")
+    with np.errstate(over="ignore"):  # float64 values beyond float32 become inf: refused below
+        matrix = np.asarray(vectors, dtype=np.float32)
+    if matrix.ndim == 1 and what == "queries":
+        matrix = matrix[None, :]
+    if matrix.ndim != 2:
+        raise DimensionMismatchError(f"{what} must be 2-D (m, dim), got shape {matrix.shape}")
+    if dim is not None and matrix.shape[1] != dim:
+        raise DimensionMismatchError(
+            f"{what} have dimension {matrix.shape[1]}, the index has {dim}"
+        )
+    bad = np.flatnonzero(~np.isfinite(matrix).all(axis=1))
+    if bad.size:
+        raise InvalidInputError(
+            f"{what} contain NaN or infinity (or values beyond float32)",
+            [(int(i), "not finite") for i in bad],
+        )
+    return normalize(matrix)
+
+
+def query_rows(queries: ArrayLike, dim: int) -> NDArray[np.float32]:
+    """Query vectors ``(dim,)`` or ``(q, dim)`` as unit float32 rows (checked like vectors)."""
+    return unit_rows(queries, dim, "queries")
+
+
+def check_ids(ids: Sequence[Id] | None, m: int, start: int, taken: Mapping[Id, int]) -> list[Id]:
+    """``m`` ids (default: ``start, start + 1, ...``), unique among themselves and ``taken``."""
+    if ids is None:
+        out: list[Id] = list(range(start, start + m))
+    elif isinstance(ids, (str, bytes, Mapping)) or not isinstance(ids, Sequence | np.ndarray):
+        raise ConfigError(f"ids must be a sequence of str or int, got {type(ids).__name__}")
+    else:
+        out = [int(i) if isinstance(i, np.integer) else i for i in ids]
+    if len(out) != m:
+        raise ConfigError(f"{m} vectors but {len(out)} ids")
+    seen: set[Id] = set()
+    for row, value in enumerate(out):
+        if not isinstance(value, (str, int)) or isinstance(value, bool):
+            raise ConfigError(f"id at row {row} must be str or int, got {value!r}")
+        if value in taken or value in seen:
+            raise ConfigError(f"duplicate id {value!r} at row {row}")
+        seen.add(value)
+    return out
+
+
+def check_metadata(metadata: Sequence[Metadata] | None, m: int) -> list[Metadata]:
+    """``m`` metadata entries (default ``None``), each a dict with str keys or ``None``."""
+    if metadata is None:
+        return [None] * m
+    if isinstance(metadata, (str, bytes, Mapping)) or not isinstance(metadata, Sequence):
+        raise ConfigError(
+            f"metadata must be a sequence with one dict (or None) per row, got "
+            f"{type(metadata).__name__}"
+        )
+    out = list(metadata)
+    if len(out) != m:
+        raise ConfigError(f"{m} vectors but {len(out)} metadata entries")
+    for row, entry in enumerate(out):
+        if entry is not None and not (
+            isinstance(entry, dict) and all(isinstance(k, str) for k in entry)
+        ):
+            raise ConfigError(f"metadata at row {row} must be a dict with str keys or None")
+    return out
+
+
+def metadata_lines(entries: Sequence[Metadata]) -> bytes:
+    """One JSON document per row, each ending in ``\\n``."""
+    try:
+        return b"".join(
+            json.dumps(e, default=_json_default, ensure_ascii=False, allow_nan=False).encode()
+            + b"\n"
+            for e in entries
+        )
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"metadata cannot be saved as JSON: {exc}") from exc
+
+
+def parse_metadata(data: bytes, count: int, where: str) -> list[Metadata]:
+    """The inverse of :func:`metadata_lines` (splitting on ``\\n`` only)."""
+    lines = data.split(b"\n")
+    if lines and lines[-1] == b"":
+        lines.pop()
+    if len(lines) != count:
+        raise CorruptFileError(f"{where}: {len(lines)} metadata lines, the manifest says {count}")
+    try:
+        out = [json.loads(line) for line in lines]
+    except ValueError as exc:
+        raise CorruptFileError(f"{where}: metadata is not valid JSON lines: {exc}") from exc
+    if not all(e is None or isinstance(e, dict) for e in out):
+        raise CorruptFileError(f"{where}: a metadata line is neither an object nor null")
+    return out
+
+
+def _json_default(value: object) -> object:
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"metadata value {value!r} of type {type(value).__name__} is not JSON")

@@ -1,0 +1,87 @@
+"""``IndexWriter``: build an index folder on disk block by block, in bounded memory.
+
+The folder is the one :class:`~embedkit.search.index.VectorIndex` loads (same
+files, same manifest): vectors are appended to ``vectors.npy``, ids to a JSON
+array, metadata to JSON lines, and :meth:`IndexWriter.commit` swaps the folder in
+atomically (:mod:`embedkit._folder`). Memory holds one block plus the set of ids
+(to refuse duplicates); an index of any size can then be searched memory-mapped
+(``VectorIndex.load(path, mmap=True)``)::
+
+    with IndexWriter("idx", dim=384, spec=model.spec) as out:
+        for block in job.batches():
+            out.add(block.vectors, ids, metadata)
+        out.commit()
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import IO
+
+from numpy.typing import ArrayLike
+
+from embedkit._closing import Closing
+from embedkit._folder import FolderWriter
+from embedkit.errors import ConfigError
+from embedkit.jobs.writers import NpyWriter
+from embedkit.search.index import IDS, KIND, METADATA
+from embedkit.search.rows import Id, Metadata, check_ids, check_metadata, metadata_lines, unit_rows
+from embedkit.search.store import VECTORS, ExactStore
+from embedkit.spec import canonical_spec
+
+__all__ = ["IndexWriter"]
+
+
+class IndexWriter(Closing):
+    """Stream rows into the index folder ``path``; nothing replaces it before :meth:`commit`."""
+
+    def __init__(self, path: str | os.PathLike[str], dim: int, spec: str | None) -> None:
+        self.dim = int(dim)
+        self.spec = None if spec is None else canonical_spec(spec)
+        self._folder = FolderWriter(path, KIND)
+        self._vectors = NpyWriter(self._folder.path_of(VECTORS), self.dim)
+        self._ids: IO[bytes] = open(self._folder.path_of(IDS), "wb")  # noqa: SIM115
+        self._meta: IO[bytes] = open(self._folder.path_of(METADATA), "wb")  # noqa: SIM115
+        self._ids.write(b"[")
+        self._seen: dict[Id, int] = {}
+        self.count = 0
+
+    def add(
+        self,
+        vectors: ArrayLike,
+        ids: Sequence[Id] | None = None,
+        metadata: Sequence[Metadata] | None = None,
+    ) -> None:
+        """Append ``vectors`` ``(m, dim)`` with their ids (default: running positions)."""
+        unit = unit_rows(vectors, self.dim)
+        m = unit.shape[0]
+        new_ids = check_ids(ids, m, self.count, self._seen)
+        lines = metadata_lines(check_metadata(metadata, m))
+        for offset, row_id in enumerate(new_ids):
+            self._seen[row_id] = self.count + offset
+        encoded = ",".join(json.dumps(i) for i in new_ids).encode()
+        self._ids.write((b"," if self.count and m else b"") + encoded)
+        self._meta.write(lines)
+        self._vectors.write(unit)
+        self.count += m
+
+    def commit(self) -> Path:
+        """Finish the files and make them the folder's content; returns the folder."""
+        if self._ids.closed:
+            raise ConfigError("this IndexWriter is already closed")
+        self._ids.write(b"]")
+        self._finish()
+        meta = {"spec": self.spec, "dim": self.dim, "count": self.count}
+        return self._folder.commit({**meta, "store": {"kind": ExactStore.kind}})
+
+    def _finish(self) -> None:
+        self._vectors.close()
+        self._ids.close()
+        self._meta.close()
+
+    def close(self) -> None:
+        self._finish()
+        self._folder.close()
