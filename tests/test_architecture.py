@@ -99,6 +99,6 @@ def test_every_exception_class_is_in_the_tree() -> None:
             continue  # optional dependencies: checked by their own tests
         module = importlib.import_module(name)
         for _, obj in inspect.getmembers(module, inspect.isclass):
-            if issubclass(obj, Exception) and not issubclass(obj, Warning):
-                if obj.__module__.startswith("embedkit"):
-                    assert issubclass(obj, EmbedkitError), f"{name}.{obj.__name__}"
+            ours = obj.__module__.startswith("embedkit")
+            if ours and issubclass(obj, Exception) and not issubclass(obj, Warning):
+                assert issubclass(obj, EmbedkitError), f"{name}.{obj.__name__}"
