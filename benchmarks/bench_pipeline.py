@@ -7,7 +7,10 @@
                         batches, bytes appended to a file (the floor);
    * ``embedkit``      ``embed_to_npy(texts, path, model, cache=False)``;
    * ``embedkit+cache (cold)`` / ``(warm)``: the same with the SQLite cache, first
-                        empty, then full (one run each: the cold run fills it).
+                        empty, then full (one run each: the cold run fills it);
+   * ``cli -> index``  ``embedkit embed corpus.txt --out <index folder>``: the job
+                        path streamed into an index folder (ids + text metadata
+                        kept) by ``IndexWriter``, then swapped in atomically.
 
    Targets: peak RSS < 500 MB and embedkit's throughput within 10% of ``direct``.
 
@@ -15,7 +18,7 @@
    hashing backend as the model (offline): the tutorial's way (one embedding call
    per row through ``DataFrame.apply``, vectors saved as stringified lists in a
    CSV, reloaded with ``literal_eval``, searched with ``apply`` + ``sort_values``)
-   vs :func:`embedkit.frame.embed_frame` -> Parquet -> :meth:`EmbeddedFrame.search`.
+   vs :func:`embedkit.frame.embed_frame` -> Parquet -> :meth:`EmbeddedFrame.search_rows`.
    Both must find the same top-10 rows.
 
     python benchmarks/bench_pipeline.py            # full sizes (a few minutes)
@@ -75,7 +78,13 @@ def child(mode: str, n: int, out: str, cache: str) -> None:
 
     model = embedkit.load(SPEC)
     start = time.perf_counter()
-    if mode == "direct":
+    if mode == "index":
+        from embedkit.cli import main as cli
+
+        args = ["embed", cache + ".txt", "--out", out, "-m", SPEC, "--no-cache", "--no-progress"]
+        if cli([*args, "--batch-size", str(BATCH)]) != 0:
+            raise SystemExit("embedkit embed failed")
+    elif mode == "direct":
         with open(out, "wb") as fh:
             for batch in batches(n):
                 fh.write(model.embed(batch).tobytes())
@@ -89,7 +98,8 @@ def child(mode: str, n: int, out: str, cache: str) -> None:
 def run_child(mode: str, n: int, folder: Path) -> tuple[float, float]:
     """``(seconds, peak RSS in MB)`` of one run in a fresh process."""
     cmd = [sys.executable, __file__, "--child", mode, "--n", str(n)]
-    cmd += ["--out", str(folder / f"{mode}.npy"), "--cache", str(folder / "cache.sqlite3")]
+    out = folder / (mode if mode == "index" else f"{mode}.npy")
+    cmd += ["--out", str(out), "--cache", str(folder / "cache.sqlite3")]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     _, status, usage = os.wait4(proc.pid, 0)
     out, err = proc.communicate()
@@ -113,6 +123,13 @@ def bench_streaming(n: int, repeats: int) -> None:
             results[mode] = (statistics.median(r[0] for r in done), max(r[1] for r in done))
         for mode in ("cache-cold", "cache-warm"):
             results[mode] = run_child(mode, n, folder)
+        with open(folder / "cache.sqlite3.txt", "w", encoding="utf-8") as fh:
+            fh.writelines(text.replace("\n", " ") + "\n" for text in corpus(n))
+        results["index"] = run_child("index", n, folder)
+        import embedkit
+
+        index = embedkit.VectorIndex.load(folder / "index", mmap=True)
+        assert len(index) == n and index.metadata[-1] is not None
         cache_mb = (folder / "cache.sqlite3").stat().st_size / 2**20
         expected = np.load(folder / "cache-warm.npy", mmap_mode="r")
         assert expected.shape == (n, 384)
@@ -123,6 +140,7 @@ def bench_streaming(n: int, repeats: int) -> None:
         "embedkit": "embedkit, no cache",
         "cache-cold": "embedkit, cache cold",
         "cache-warm": "embedkit, cache warm",
+        "index": "cli -> index folder",
     }
     for mode, (seconds, rss) in results.items():
         print(
@@ -133,6 +151,7 @@ def bench_streaming(n: int, repeats: int) -> None:
         f"pipeline overhead vs direct: {overhead:+.1%} (target within 10%); "
         f"peak RSS {results['embedkit'][1]:.0f} MB (target < 500); cache file {cache_mb:.0f} MB"
     )
+    print(f"streamed index build: peak RSS {results['index'][1]:.0f} MB (target < 500)")
 
 
 # -- part 2: the review workflow -----------------------------------------------------------
@@ -202,13 +221,13 @@ def bench_workflow(rows: int, repeats: int) -> None:
         i_load, imported = timed(lambda: read_tutorial_csv(csv_path, spec=model.spec), repeats)
         rows_out.append(("import tutorial CSV", t_load, i_load))
         t_search, t_top = timed(lambda: tutorial_search(tut_back), repeats)
-        e_search, e_hits = timed(lambda: ef_back.search(query, k, model=model), repeats)
+        e_search, e_hits = timed(lambda: ef_back.search_rows(query, k, model=model), repeats)
         rows_out.append(("search one query", t_search, e_search))
         total_t = t_embed + t_save + t_load + t_search
         total_e = e_embed + e_save + e_load + e_search
         rows_out.append(("whole workflow", total_t, total_e))
         csv_mb, pq_mb = csv_path.stat().st_size / 2**20, pq_path.stat().st_size / 2**20
-        imported_top = list(imported.search(query, k, model=model).index)
+        imported_top = list(imported.search_rows(query, k, model=model).index)
         same = set(t_top) == set(e_hits.index) == set(imported_top)  # tied rows may swap places
 
     print(f"{'step':<22}{'tutorial s':>12}{'embedkit s':>12}{'speed-up':>10}")

@@ -292,7 +292,7 @@ def _read_manifest(folder: Path, kind: str) -> dict[str, Any]:
     path = folder / MANIFEST
     try:
         manifest = json.loads(path.read_text("utf-8"))
-    except FileNotFoundError as exc:
+    except (FileNotFoundError, NotADirectoryError) as exc:
         if not folder.exists():
             raise FileNotFoundError(2, "No such file or directory", str(folder)) from exc
         raise CorruptFileError(f"{folder} is not a saved embedkit folder (no {MANIFEST})") from exc

@@ -15,6 +15,7 @@ import json
 import os
 import string
 import warnings
+from collections import deque
 from collections.abc import Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -187,7 +188,7 @@ class CorpusReader:
             raise ConfigError(f"on_missing must be 'error' or 'drop', got {on_missing!r}")
         self.on_missing = on_missing
         self.dropped = 0
-        self._rows: list[Row] = []
+        self._rows: deque[Row] = deque()
         self._seen_ids: set[str | int] = set()
         if self.fmt != "txt":
             self._peek()  # check the columns now, before any model is loaded
@@ -201,8 +202,7 @@ class CorpusReader:
 
     def take(self, n: int) -> list[Row]:
         """The first ``n`` rows read and not yet taken (in input order)."""
-        out, self._rows = self._rows[:n], self._rows[n:]
-        return out
+        return [self._rows.popleft() for _ in range(min(n, len(self._rows)))]
 
     def texts(self) -> Iterator[str]:
         records = self._txt() if self.fmt == "txt" else self._records()
@@ -311,10 +311,13 @@ class CorpusReader:
             number += 1
 
     def _parquet(self) -> Iterator[tuple[str, int, dict[str, Any]]]:
+        pa = require("pyarrow", "data")
         pq = require("pyarrow.parquet", "data")
         try:
             source = pq.ParquetFile(str(self.path))
-        except Exception as exc:  # pyarrow raises its own ArrowInvalid
+        except (pa.ArrowException, OSError) as exc:
+            if isinstance(exc, PermissionError):
+                raise
             raise InvalidInputError(f"{self.path} is not a readable Parquet file ({exc})") from exc
         self._check_fields(source.schema_arrow.names)
         number = 0
