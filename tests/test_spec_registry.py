@@ -186,3 +186,25 @@ def test_import_embedkit_loads_no_backend_module() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        {"backend": "hashing", "lowercase": "false"},
+        {"backend": "hashing", "dim": "64"},
+        {"backend": "hashing", "dim": 64.5},
+        {"backend": "hashing", "ngrams": True},
+        "hashing?lowercase=flase",
+    ],
+)
+def test_config_values_of_the_wrong_type_are_refused_not_coerced(config: object) -> None:
+    with pytest.raises(embedkit.ConfigError, match="must be"):
+        embedkit.load(config)  # type: ignore[arg-type]
+
+
+def test_a_config_error_never_echoes_option_values() -> None:
+    secret = "sk-do-not-print-me"
+    with pytest.raises(embedkit.ConfigError) as info:
+        embedkit.load({"api_key": secret, "model": "x"})
+    assert secret not in str(info.value)

@@ -151,6 +151,36 @@ def _typed_option(factory: Factory, name: str, value: str) -> Any:
     return coerce_option(value)
 
 
+_SCALARS = {"bool": bool, "int": int, "float": float, "str": str, "None": type(None)}
+
+
+def _check_type(factory: Factory, backend: str, name: str, value: object) -> None:
+    """Refuse a config value whose type the factory's annotation does not admit.
+
+    ``{"lowercase": "false"}`` would otherwise build a model that lowercases while
+    its spec says ``lowercase=false``. Only plain scalar annotations are checked;
+    the value itself is never echoed (it may be a secret).
+    """
+    try:
+        param = inspect.signature(factory).parameters.get(name)
+    except (TypeError, ValueError):
+        return
+    if param is None or param.annotation is inspect.Parameter.empty:
+        return
+    names = {part.strip() for part in str(param.annotation).split("|")}
+    if not names <= set(_SCALARS):
+        return  # a richer annotation: the factory checks it
+    allowed = tuple(_SCALARS[n] for n in names)
+    ok = isinstance(value, allowed) and not (isinstance(value, bool) and bool not in allowed)
+    if not ok and isinstance(value, int) and not isinstance(value, bool) and float in allowed:
+        ok = True  # 2 for a float option is exact
+    if not ok:
+        raise ConfigError(
+            f"backend {backend!r}: option {name!r} must be {' or '.join(sorted(names))}, "
+            f"got {type(value).__name__}"
+        )
+
+
 def load(config: str | Mapping[str, Any] | Embedder | None = None, **overrides: Any) -> Embedder:
     """Build an embedder from a spec string, a config dict, or return an Embedder as is.
 
@@ -176,7 +206,7 @@ def load(config: str | Mapping[str, Any] | Embedder | None = None, **overrides: 
         backend = str(options.pop("backend", "") or "").lower()
         model = str(options.pop("model", "") or "")
         if not backend:
-            raise ConfigError(f"config {dict(config)!r} has no 'backend' key")
+            raise ConfigError(f"config with keys {sorted(map(str, config))} has no 'backend' key")
     else:
         raise ConfigError(
             f"expected a spec string, a config dict or an Embedder, got {type(config).__name__}"
@@ -190,6 +220,8 @@ def load(config: str | Mapping[str, Any] | Embedder | None = None, **overrides: 
         )
     factory = _resolve(backends[backend])
     options = {**{k: _typed_option(factory, k, v) for k, v in raw.items()}, **options}
+    for name, value in options.items():
+        _check_type(factory, backend, name, value)
     try:
         inspect.signature(factory).bind(model, **options)
     except TypeError as exc:
