@@ -184,6 +184,7 @@ class Snapshot(Closing):
     kind: str
     meta: dict[str, Any]
     sizes: dict[str, int]
+    data: str
     _handles: dict[str, BinaryIO] = field(repr=False)
 
     def __contains__(self, name: object) -> bool:
@@ -193,6 +194,11 @@ class Snapshot(Closing):
     def size(self) -> int:
         """Total size of the listed files, in bytes."""
         return sum(self.sizes.values())
+
+    def file_path(self, name: str) -> Path:
+        """Where the file ``name`` of this version lies (it may be replaced later)."""
+        self._handle(name)
+        return self.path / self.data / name
 
     def read_bytes(self, name: str) -> bytes:
         fh = self._handle(name)
@@ -276,6 +282,7 @@ def read(path: str | os.PathLike[str], kind: str, *, verify: bool = True) -> Sna
             kind,
             manifest["meta"],
             {n: int(info["bytes"]) for n, info in manifest["files"].items()},
+            manifest["data"],
             handles,
         )
         try:

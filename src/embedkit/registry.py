@@ -22,9 +22,9 @@ from typing import Any
 
 from embedkit.errors import ConfigError, MissingDependencyError, UnknownBackendError
 from embedkit.protocol import Embedder
-from embedkit.spec import coerce_option, split_spec
+from embedkit.spec import coerce_option, parse_spec, split_spec
 
-__all__ = ["DEFAULT_MODEL", "available_backends", "load", "register"]
+__all__ = ["DEFAULT_MODEL", "available_backends", "load", "register", "same_model"]
 
 DEFAULT_MODEL = "sentence-transformers:all-MiniLM-L6-v2"
 ENV_VAR = "EMBEDKIT_MODEL"
@@ -229,3 +229,32 @@ def load(config: str | Mapping[str, Any] | Embedder | None = None, **overrides: 
     except ValueError:  # builtins without a signature: let the call speak for itself
         pass
     return factory(model, **options)
+
+
+def same_model(stored: str, spec: str) -> bool:
+    """True when ``stored`` and ``spec`` name the same model, options left out of either
+    taking the backend's defaults (``"hashing?dim=4"`` is ``"hashing?dim=4&ngrams=2&..."``).
+
+    Never imports a backend that is not installed: unknown backends compare as strings.
+    """
+    if stored == spec:
+        return True
+    try:
+        b1, m1, o1 = parse_spec(stored)
+        b2, m2, o2 = parse_spec(spec)
+    except ConfigError:
+        return False
+    b1, b2 = ALIASES.get(b1, b1), ALIASES.get(b2, b2)
+    if (b1, m1) != (b2, m2):
+        return False
+    try:
+        factory = _resolve(_all_backends()[b1])
+        params = inspect.signature(factory).parameters
+    except (KeyError, ImportError, TypeError, ValueError):
+        return False
+    empty = inspect.Parameter.empty
+    for key in set(o1) | set(o2):
+        default = params[key].default if key in params else empty
+        if o1.get(key, default) != o2.get(key, default) or o1.get(key, default) is empty:
+            return False
+    return True

@@ -8,14 +8,27 @@ Option values read from a string are coerced: ``true``/``false`` -> bool,
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from urllib.parse import parse_qsl, quote, unquote
 
 from embedkit.errors import ConfigError
 
-__all__ = ["canonical_spec", "coerce_option", "format_spec", "parse_spec", "split_spec"]
+__all__ = [
+    "canonical_spec",
+    "coerce_option",
+    "format_spec",
+    "parse_spec",
+    "redact",
+    "split_spec",
+]
 
 OptionValue = str | int | float | bool | None
+_SECRET_FIELD = re.compile(
+    r"((?:api_?key|key|token|password|secret|authorization)[\"']?\s*[=:]\s*[\"']?)[^&\s\"',)]+",
+    re.IGNORECASE,
+)
+_KEY_SHAPE = re.compile(r"\b(?:sk|pk|rk)-[A-Za-z0-9_\-]{8,}")
 
 
 def parse_spec(spec: str) -> tuple[str, str, dict[str, OptionValue]]:
@@ -34,19 +47,36 @@ def canonical_spec(spec: str) -> str:
     return format_spec(*parse_spec(spec))
 
 
+def redact(text: str) -> str:
+    """``text`` with secrets replaced by ``***``: the value of every ``api_key``/``key``/
+    ``token``/``password``/``secret`` option or URL field, and anything shaped like an
+    API key (``sk-...``). The one redaction rule for every message that quotes a spec."""
+    text = _SECRET_FIELD.sub(lambda m: m.group(1) + "***", text)
+    return _KEY_SHAPE.sub("***", text)
+
+
 def split_spec(spec: str) -> tuple[str, str, dict[str, str]]:
     """Like :func:`parse_spec`, with option values left as the strings written."""
     if not isinstance(spec, str) or not spec.strip():
-        raise ConfigError(f"a model spec must be a non-empty string, got {spec!r}")
+        shown = redact(repr(spec)) if isinstance(spec, str) else type(spec).__name__
+        raise ConfigError(f"a model spec must be a non-empty string, got {shown}")
     head, _, query = spec.strip().partition("?")
     backend, _, model = head.partition(":")
     backend = backend.strip().lower()
     if not backend:
-        raise ConfigError(f"spec {spec!r} names no backend; expected 'backend:model'")
+        raise ConfigError(f"spec {redact(spec)!r} names no backend; expected 'backend:model'")
     options: dict[str, str] = {}
-    for key, value in parse_qsl(query, keep_blank_values=True, strict_parsing=bool(query)):
+    try:
+        pairs: list[tuple[str, str]] | None = parse_qsl(
+            query, keep_blank_values=True, strict_parsing=bool(query)
+        )
+    except ValueError:  # its message quotes the field, which may be a key: not chained
+        pairs = None
+    if pairs is None:
+        raise ConfigError(f"spec {redact(spec)!r}: options must be written name=value&name=value")
+    for key, value in pairs:
         if key in options:
-            raise ConfigError(f"option {key!r} given twice in spec {spec!r}")
+            raise ConfigError(f"option {redact(key)!r} given twice in spec {redact(spec)!r}")
         options[key] = value
     return backend, unquote(model.strip()), options
 

@@ -45,6 +45,7 @@ from embedkit.errors import (
     MissingDependencyError,
     StorageError,
 )
+from embedkit.spec import redact
 
 __all__ = ["main"]
 
@@ -85,7 +86,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _fail(message: object, code: int) -> int:
-    print(f"embedkit: error: {message}", file=sys.stderr)
+    print(f"embedkit: error: {redact(str(message))}", file=sys.stderr)
     return code
 
 

@@ -54,7 +54,7 @@ from embedkit.protocol import (
     preview,
 )
 from embedkit.registry import load
-from embedkit.validation import check_texts, text_problem
+from embedkit.validation import check_texts, nfc, text_problem
 
 __all__ = [
     "DEFAULT_BATCH_SIZE",
@@ -87,6 +87,8 @@ def open_cache(cache: CacheOption) -> EmbeddingCache | None:
     if isinstance(cache, EmbeddingCache):
         return cache
     if isinstance(cache, (str, os.PathLike)):
+        if not str(cache).strip():
+            raise ConfigError("cache path is empty; pass a file path, True (default) or False")
         return EmbeddingCache(cache)
     raise ConfigError(f"cache must be a bool, a path or an EmbeddingCache, got {cache!r}")
 
@@ -230,6 +232,7 @@ class EmbedJob:
                     "done" + (" and cached" if self.cache else "") + ")",
                     bad,
                 )
+            batch = [nfc(t) for t in batch]
         rows = np.arange(offset, offset + len(batch), dtype=np.int64)
         counts: Counts | None = None
         if self.count:

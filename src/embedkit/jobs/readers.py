@@ -11,6 +11,7 @@ Missing fields follow ``on_missing``: ``"error"`` (raise naming the row) or
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import string
@@ -131,6 +132,8 @@ def read_csv(path: str | os.PathLike[str], **kwargs: Any) -> pd.DataFrame:
     """``pandas.read_csv`` with errors a user can act on (file, line, encoding)."""
     pandas = require("pandas", "data")
     try:
+        with open(path, encoding=kwargs.get("encoding", "utf-8"), newline="") as fh:
+            _refuse_duplicates(path, next(csv.reader(fh), []))
         out: pd.DataFrame = pandas.read_csv(path, **kwargs)
     except UnicodeDecodeError as exc:
         raise InvalidInputError(
@@ -265,14 +268,13 @@ class CorpusReader:
             yield from self._parquet()
 
     def _csv(self) -> Iterator[tuple[str, int, dict[str, Any]]]:
-        import csv
-
         lines = _decoded_lines(self.path)
         reader = csv.reader((line for _, line in lines), strict=True)
         try:
             header = next(reader, None)
             if header is None:
                 raise InvalidInputError(f"{self.path} is empty (no header line)")
+            _refuse_duplicates(self.path, header)
             self._check_fields(header)
             number = 0
             for record in reader:
@@ -325,6 +327,15 @@ class CorpusReader:
             for record in batch.to_pylist():
                 yield f"row {number}", number, record
                 number += 1
+
+
+def _refuse_duplicates(path: object, header: Sequence[str]) -> None:
+    """A header naming a column twice would silently keep one of them: refuse it."""
+    twice = [name for name in dict.fromkeys(header) if header.count(name) > 1]
+    if twice:
+        raise InvalidInputError(
+            f"{path}: the header names {', '.join(map(repr, twice))} more than once"
+        )
 
 
 def _detect_format(path: Path) -> str:

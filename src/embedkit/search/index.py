@@ -38,7 +38,7 @@ from embedkit.errors import (
 )
 from embedkit.jobs.embed import DEFAULT_BATCH_SIZE, CacheOption, EmbedJob, ModelLike
 from embedkit.protocol import Embedder, embed_queries
-from embedkit.registry import load
+from embedkit.registry import load, same_model
 from embedkit.search.rows import (
     Id,
     Metadata,
@@ -200,17 +200,17 @@ class VectorIndex:
                     "this index has no model spec; pass embedder= or search with vectors"
                 )
             self._embedder = load(self.spec)
+            self.spec = self._embedder.spec  # the complete spec of the model it names
         return self._embedder
 
     def use_embedder(self, embedder: ModelLike) -> None:
         """Attach the model used for text queries; it must match the index's spec."""
         model = load(embedder)
-        if self.spec is None:
-            self.spec = model.spec
         check_same_model(self.spec, model)
         if model.dim != self.dim:
             raise DimensionMismatchError(f"model dimension {model.dim} != index {self.dim}")
         self._embedder = model
+        self.spec = model.spec  # the model's own, complete spec from now on
 
     # -- search -------------------------------------------------------------------
     def search(self, query: Query, k: int = 10, *, exact: bool = False) -> list[Hit]:
@@ -231,6 +231,8 @@ class VectorIndex:
         """
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 0:
             raise ConfigError(f"k must be an integer >= 0, got {k!r}")
+        if isinstance(queries, Sequence) and not isinstance(queries, str) and not len(queries):
+            return []  # zero queries, zero results
         found = self.store.search(self._query_matrix(queries), int(k), exact=exact)
         return [
             [
@@ -329,7 +331,7 @@ def _blocks(
 
 def check_same_model(spec: str | None, embedder: Embedder) -> None:
     """:class:`ModelMismatchError` unless ``embedder`` is the model named by ``spec``."""
-    if spec is not None and embedder.spec != spec:
+    if spec is not None and not same_model(spec, embedder.spec):
         raise ModelMismatchError(
             f"the vectors were made by {spec!r} but the query model is {embedder.spec!r}; "
             "documents and queries must be embedded by the same model"

@@ -82,7 +82,13 @@ def check_ids(ids: Sequence[Id] | None, m: int, start: int, taken: Mapping[Id, i
 
 
 def check_metadata(metadata: Sequence[Metadata] | None, m: int) -> list[Metadata]:
-    """``m`` metadata entries (default ``None``), each a dict with str keys or ``None``."""
+    """``m`` metadata entries (default ``None``), each a JSON object or ``None``.
+
+    The rule: values are ``str``, ``int``, finite ``float``, ``bool``, ``None``, lists
+    and dicts with ``str`` keys of those; numpy scalars become their Python value.
+    Anything else (a datetime, NaN, a lone surrogate ``"\\ud800"``, bytes) is refused
+    with :class:`InvalidInputError` naming the row and key, before anything is stored.
+    """
     if metadata is None:
         return [None] * m
     if isinstance(metadata, (str, bytes, Mapping)) or not isinstance(metadata, Sequence):
@@ -93,24 +99,61 @@ def check_metadata(metadata: Sequence[Metadata] | None, m: int) -> list[Metadata
     out = list(metadata)
     if len(out) != m:
         raise ConfigError(f"{m} vectors but {len(out)} metadata entries")
+    bad: list[tuple[int, str]] = []
     for row, entry in enumerate(out):
-        if entry is not None and not (
-            isinstance(entry, dict) and all(isinstance(k, str) for k in entry)
-        ):
-            raise ConfigError(f"metadata at row {row} must be a dict with str keys or None")
+        if entry is None:
+            continue
+        if not isinstance(entry, dict):
+            raise ConfigError(f"metadata at row {row} must be a dict or None")
+        clean, why = _json_value(entry, "")
+        if why is not None:
+            bad.append((row, why))
+        else:
+            out[row] = clean
+    if bad:
+        raise InvalidInputError("metadata values that cannot be stored as JSON", bad)
     return out
 
 
+def _json_value(value: Any, where: str) -> tuple[Any, str | None]:
+    """``(value as plain JSON, None)`` or ``(None, why)`` with the key path in ``why``."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if value is None or isinstance(value, (bool, int)):
+        return value, None
+    if isinstance(value, float):
+        return (value, None) if np.isfinite(value) else (None, f"{where or 'value'}: {value}")
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return None, f"{where or 'value'}: lone surrogate in a string"
+        return value, None
+    if isinstance(value, dict):
+        clean: dict[str, Any] = {}
+        for key, item in value.items():
+            if not isinstance(key, str):
+                return None, f"{where}{key!r}: keys must be str"
+            clean[key], why = _json_value(item, f"{where}{key}" if not where else f"{where}.{key}")
+            if why is not None:
+                return None, why
+        return clean, None
+    if isinstance(value, (list, tuple)):
+        items = []
+        for i, item in enumerate(value):
+            plain, why = _json_value(item, f"{where}[{i}]")
+            if why is not None:
+                return None, why
+            items.append(plain)
+        return items, None
+    return None, f"{where or 'value'}: {type(value).__name__} is not JSON (convert it, e.g. str())"
+
+
 def metadata_lines(entries: Sequence[Metadata]) -> bytes:
-    """One JSON document per row, each ending in ``\\n``."""
-    try:
-        return b"".join(
-            json.dumps(e, default=_json_default, ensure_ascii=False, allow_nan=False).encode()
-            + b"\n"
-            for e in entries
-        )
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"metadata cannot be saved as JSON: {exc}") from exc
+    """One JSON document per row, each ending in ``\\n`` (entries checked by check_metadata)."""
+    return b"".join(
+        json.dumps(e, ensure_ascii=False, allow_nan=False).encode() + b"\n" for e in entries
+    )
 
 
 def parse_metadata(data: bytes, count: int, where: str) -> list[Metadata]:
@@ -127,9 +170,3 @@ def parse_metadata(data: bytes, count: int, where: str) -> list[Metadata]:
     if not all(e is None or isinstance(e, dict) for e in out):
         raise CorruptFileError(f"{where}: a metadata line is neither an object nor null")
     return out
-
-
-def _json_default(value: object) -> object:
-    if isinstance(value, np.generic):
-        return value.item()
-    raise TypeError(f"metadata value {value!r} of type {type(value).__name__} is not JSON")

@@ -18,6 +18,8 @@ in without changing the index's API::
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
@@ -64,6 +66,7 @@ class ExactStore:
         self.block_bytes = int(block_bytes)
         self._rows: Matrix = np.empty((0, self._dim), np.float32)  # capacity >= n
         self._n = 0
+        self._mapped: tuple[Path, int] | None = None  # (file, size) behind a memory map
 
     @property
     def dim(self) -> int:
@@ -87,7 +90,26 @@ class ExactStore:
         self._n = need
 
     def search(self, queries: Matrix, k: int, *, exact: bool = False) -> TopK:
+        self._check_mapped()
         return search(queries, self.vectors, k, block_bytes=self.block_bytes)
+
+    def _check_mapped(self) -> None:
+        """A mapped file truncated underneath would kill the process (SIGBUS): refuse first.
+
+        A file replaced by a newer save is fine: the map keeps the old version alive.
+        """
+        if self._mapped is None or not isinstance(self._rows, np.memmap):
+            return
+        path, size = self._mapped
+        try:
+            now = os.stat(path).st_size
+        except FileNotFoundError:
+            return
+        if now != size:
+            raise CorruptFileError(
+                f"{path} changed size underneath this memory-mapped index ({size} -> {now} "
+                "bytes); load the index again"
+            )
 
     def save(self, writer: FolderWriter) -> dict[str, Any]:
         writer.write_npy(VECTORS, np.ascontiguousarray(self.vectors, dtype=np.float32))
@@ -103,6 +125,8 @@ class ExactStore:
                 f"says float32 ({meta['count']}, {store.dim})"
             )
         store._rows, store._n = rows, rows.shape[0]
+        if isinstance(rows, np.memmap):
+            store._mapped = (snapshot.file_path(VECTORS), snapshot.sizes[VECTORS])
         return store
 
 
