@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def through_embedkit() -> np.ndarray:
         with warnings.catch_warnings():  # long reviews: the truncation warning, by design
-            warnings.simplefilter("ignore", embedkit.EmbedkitWarning)
+            warnings.simplefilter("ignore", embedkit.errors.EmbedkitWarning)
             return embedder.embed(texts)
 
     print(f"{SPEC}: {n} review texts, {os.cpu_count()} CPUs, torch default threads")

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import functools
 import json
 import statistics
 import subprocess
@@ -26,6 +27,7 @@ import time
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 SERVER = REPO / "tests" / "openai_server.py"
@@ -75,11 +77,11 @@ def main() -> None:
 
     import openai
 
-    from embedkit.backends.openai import OpenAIEmbedder
+    from embedkit.backends.openai import MODELS, OpenAIEmbedder
 
     texts = load_texts(args.n)
     sample = texts if args.full_loop else texts[: args.loop_sample]
-    dims = {} if args.dimensions is None else {"dimensions": args.dimensions}
+    dims: dict[str, Any] = {} if args.dimensions is None else {"dimensions": args.dimensions}
     proc, base_url = start_server(args.latency)
     try:
         client = openai.OpenAI(api_key=API_KEY, base_url=base_url, max_retries=0)
@@ -91,13 +93,14 @@ def main() -> None:
             ]
 
         variants: dict[str, Callable[[], object]] = {}
-        for label, options in [
+        settings: list[tuple[str, dict[str, Any]]] = [
             ("embedkit, max_concurrency=1", {"max_concurrency": 1}),
             ("embedkit, defaults (max_concurrency=4)", {}),
             ("embedkit, max_concurrency=8", {"max_concurrency": 8}),
-        ]:
+        ]
+        for label, options in settings:
             model = OpenAIEmbedder(MODEL, api_key=API_KEY, base_url=base_url, **options, **dims)
-            variants[label] = lambda model=model: model.embed(texts)
+            variants[label] = functools.partial(model.embed, texts)
         for run in variants.values():
             run()  # warm-up: imports, tokenizer tables, connections, the server's caches
         loop_time, _ = timed(tutorial, base_url)
@@ -114,7 +117,7 @@ def main() -> None:
     rows = [("tutorial loop, 1 request per row", loop_time * args.n / len(sample), args.n)]
     rows += [(label, statistics.median(times[label]), requests[label]) for label in variants]
     scaled = "" if args.full_loop else f" (timed on {len(sample)} rows, scaled)"
-    width = args.dimensions or 1536
+    width = args.dimensions or MODELS[MODEL].dim
     print(
         f"{args.n} review texts, {width} dims, {args.latency * 1000:.0f} ms latency per request, "
         f"median of {args.repeats}; tutorial loop{scaled}"

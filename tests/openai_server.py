@@ -63,6 +63,9 @@ import numpy as np
 import pytest
 from numpy.typing import NDArray
 
+from embedkit.backends.openai.models import DEFAULT_ENCODING, DEFAULT_MAX_TOKENS
+from embedkit.backends.openai.models import MODELS as MODEL_TABLE
+from embedkit.backends.openai.plan import MAX_INPUTS_PER_REQUEST, MAX_TOKENS_PER_REQUEST
 from embedkit.backends.openai.tokens import get_encoding
 
 __all__ = [
@@ -78,14 +81,12 @@ __all__ = [
 ]
 
 DEFAULT_API_KEY = "sk-test-embedkit-server"
-MODELS = {
-    "text-embedding-3-small": 1536,
-    "text-embedding-3-large": 3072,
-    "text-embedding-ada-002": 1536,
-}
-MAX_INPUTS = 2048
-MAX_INPUT_TOKENS = 8192
-MAX_REQUEST_TOKENS = 300_000
+# OpenAI's facts come from embedkit's one model table and request limits (the tests
+# pin their values literally, so a wrong table cannot hide behind this server).
+MODELS = {name: info.dim for name, info in MODEL_TABLE.items()}  # name -> native width
+FLEXIBLE = frozenset(name for name, info in MODEL_TABLE.items() if info.flexible_dimensions)
+MAX_INPUTS = MAX_INPUTS_PER_REQUEST
+MAX_REQUEST_TOKENS = MAX_TOKENS_PER_REQUEST
 CACHE_ROWS = 200_000  # per-text token counts and vectors the server remembers
 
 FAULTS = {
@@ -106,7 +107,8 @@ FAULTS = {
 
 def expected_vector(text: str, model: str, dimensions: int | None = None) -> NDArray[np.float32]:
     """The unit vector the server returns for ``text``: shape ``(dimensions or dim,)``."""
-    return expected_matrix([text], model, dimensions, MODELS.get(model))[0]
+    row: NDArray[np.float32] = expected_matrix([text], model, dimensions, MODELS.get(model))[0]
+    return row
 
 
 def expected_matrix(
@@ -125,8 +127,7 @@ def expected_matrix(
     out = np.frombuffer(raw, dtype=np.int8).reshape(len(texts), width).astype(np.float32)
     out = out[:, : dimensions or width]
     norms = np.linalg.norm(out, axis=1, keepdims=True)
-    result: NDArray[np.float32] = out / np.where(norms > 0, norms, 1.0)
-    return result
+    return (out / np.where(norms > 0, norms, 1.0)).astype(np.float32, copy=False)
 
 
 @dataclass
@@ -181,7 +182,7 @@ class OpenAIServer:
         self._log: list[LoggedRequest] = []
         self._faults: deque[_Fault] = deque()
         self._active = 0
-        self._token_cache: dict[str, int] = {}
+        self._token_cache: dict[tuple[str, str], int] = {}
         self._vector_cache: dict[tuple[str, int | None, str], bytes] = {}
         self._chaos: tuple[float, tuple[str, ...], random.Random, dict[str, Any]] | None = None
         self._httpd = ThreadingHTTPServer(("127.0.0.1", port), _handler_for(self))
@@ -313,7 +314,7 @@ class OpenAIServer:
             entry.encoding_format = request.get("encoding_format")
             entry.dimensions = request.get("dimensions")
         model, inputs, fmt, dimensions = self._parse(request)
-        entry.tokens = self._check_tokens(inputs)
+        entry.tokens = self._check_tokens(inputs, model)
         fault = self._next_fault()  # valid requests only: a 400 does not use up a fault
         entry.fault = fault.kind if fault else None
         if self.latency:
@@ -386,26 +387,31 @@ class OpenAIServer:
             raise _Reject(400, "encoding_format 'base64' is not supported by this server")
         dimensions = request.get("dimensions")
         if dimensions is not None:
-            if not model.startswith("text-embedding-3") and model in MODELS:
+            if model in MODELS and model not in FLEXIBLE:
                 raise _Reject(400, "This model does not support specifying dimensions.")
             if not isinstance(dimensions, int) or not 1 <= dimensions <= self.models[model]:
                 raise _Reject(400, f"dimensions must be in 1..{self.models[model]}")
         return model, inputs, fmt, dimensions
 
-    def _check_tokens(self, inputs: list[str]) -> int:
-        enc = get_encoding("cl100k_base")
+    def _check_tokens(self, inputs: list[str], model: str) -> int:
+        known = MODEL_TABLE.get(model)
+        limit = known.max_tokens if known else DEFAULT_MAX_TOKENS
+        name = known.encoding if known else DEFAULT_ENCODING
+        enc = get_encoding(name)
         cache = self._token_cache
         if len(cache) > CACHE_ROWS:
             cache.clear()
-        counts = [
-            cache[t] if t in cache else cache.setdefault(t, len(enc.encode_ordinary(t)))
-            for t in inputs
-        ]
+        counts = []
+        for text in inputs:
+            n = cache.get((name, text))
+            if n is None:
+                n = cache[name, text] = len(enc.encode_ordinary(text))
+            counts.append(n)
         for i, n in enumerate(counts):
-            if n > MAX_INPUT_TOKENS:
+            if n > limit:
                 raise _Reject(
                     400,
-                    f"This model's maximum context length is {MAX_INPUT_TOKENS} tokens, however "
+                    f"This model's maximum context length is {limit} tokens, however "
                     f"you requested {n} tokens ({n} in your prompt; input {i}). Please reduce "
                     "your prompt.",
                 )

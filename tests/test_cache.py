@@ -14,8 +14,8 @@ import pytest
 
 import embedkit
 from embedkit.errors import CorruptFileError
-from embedkit.jobs.cache import EmbeddingCache, default_cache_path, text_key
-from embedkit.jobs.embed import embed, open_cache
+from embedkit.jobs.cache import EmbeddingCache, default_cache_path, open_cache, text_key
+from embedkit.jobs.embed import embed
 from test_pipeline import CountingEmbedder
 
 

@@ -17,8 +17,8 @@ import pytest
 import embedkit
 from embedkit.errors import ConfigError, InvalidInputError, ModelMismatchError, TextTooLongError
 from embedkit.frame import EmbeddedFrame, embed_frame, read_tutorial_csv
-from embedkit.jobs.readers import Template, build_texts, parse_float_lists
 from embedkit.jobs.cache import default_cache_path
+from embedkit.jobs.tables import Template, build_texts, parse_float_lists
 from openai_server import OpenAIServer, expected_matrix
 from test_pipeline import CountingEmbedder
 

@@ -10,8 +10,8 @@ import pytest
 
 import embedkit
 import embedkit.errors
-from embedkit._folder import data_path
 from embedkit import VectorIndex
+from embedkit._folder import data_path
 
 DOCS = [
     "Dog food with real chicken for adult dogs",

@@ -14,8 +14,7 @@ import numpy as np
 import pytest
 
 import embedkit
-from embedkit.backends.openai import OpenAIEmbedder
-from embedkit.backends.openai.client import PROBE_TEXT
+from embedkit.backends.openai import MODELS, OpenAIEmbedder, tokens
 from embedkit.backends.openai.tokens import count_tokens
 from embedkit.errors import (
     BackendError,
@@ -24,7 +23,9 @@ from embedkit.errors import (
     EmbedkitWarning,
     InvalidInputError,
     TextTooLongError,
+    UnknownDimensionError,
 )
+from embedkit.protocol import TokenLimited
 from openai_server import OpenAIServer, expected_matrix, expected_vector
 
 SMALL = "text-embedding-3-small"
@@ -71,6 +72,50 @@ def test_single_string_and_empty_list(openai_server: OpenAIServer, make: Make) -
     assert len(openai_server.requests) == 1
 
 
+def test_tiktoken_runs_only_where_a_text_could_be_too_long(
+    openai_server: OpenAIServer, make: Make, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    counted: list[str] = []
+    real = tokens.count_tokens
+
+    def spy(items: Any, encoding: str = "cl100k_base") -> Any:
+        counted.extend(items)
+        return real(items, encoding)
+
+    monkeypatch.setattr(tokens, "count_tokens", spy)
+    short = texts(200)
+    make().embed(short)
+    assert counted == []  # UTF-8 length <= 8192 bytes: no text can pass 8192 tokens
+    wordy = "word " * 2000  # 10,000 bytes but 2,001 tokens: counted, once, and sent whole
+    make().embed([*short, wordy])
+    assert counted == [wordy]
+    assert openai_server.requests[-1].inputs[-1] == wordy
+    counted.clear()
+    make(tpm=10_000_000).embed([*short, wordy])  # the tokens-per-minute limit needs every count
+    assert sorted(counted) == sorted([*short, wordy])  # still once each
+    counted.clear()
+    model = make(on_long="truncate", max_concurrency=1)
+    with pytest.warns(EmbedkitWarning):
+        model.embed(["short", LONG])
+    assert counted.count(LONG) == 1 and len(counted) == 2  # LONG, then its cut piece
+    counted.clear()
+    make().estimate([*short, wordy])
+    assert counted.count(wordy) == 1
+
+
+def test_counts_given_by_the_caller_are_not_taken_again(
+    openai_server: OpenAIServer, make: Make, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model = make()
+    wordy = "word " * 2000
+    counts = model.token_counts(["short", wordy])
+    assert counts.tolist() == [-1, 2001]  # the trailing space is a token of its own
+    monkeypatch.setattr(tokens, "count_tokens", None)  # any tiktoken run would fail now
+    result = model.embed_detailed(["short", wordy], counts=counts)
+    assert result.vectors.shape == (2, 1536) and result.long.size == 0
+    assert openai_server.requests[-1].inputs == ["short", wordy]
+
+
 @pytest.mark.parametrize("bad", ["", "   \n", None, math.nan, 42])
 def test_bad_inputs_rejected_before_any_request(
     openai_server: OpenAIServer, make: Make, bad: object
@@ -99,23 +144,73 @@ def test_dimensions_only_for_text_embedding_3(make: Make) -> None:
 def test_known_models_table(make: Make) -> None:
     assert make("text-embedding-3-large").dim == 3072
     assert make("text-embedding-ada-002").max_tokens == 8192
+    # the one table, pinned here by value (the test server derives its answers from it)
+    facts = {
+        name: (m.dim, m.max_tokens, m.encoding, m.flexible_dimensions) for name, m in MODELS.items()
+    }
+    assert facts == {
+        "text-embedding-3-small": (1536, 8192, "cl100k_base", True),
+        "text-embedding-3-large": (3072, 8192, "cl100k_base", True),
+        "text-embedding-ada-002": (1536, 8192, "cl100k_base", False),
+    }
+    assert isinstance(make(), TokenLimited)
 
 
 def test_unknown_model_learns_dim_then_enforces_it(openai_server: OpenAIServer, make: Make) -> None:
     openai_server.models["acme-embed"] = 48
     model = make("acme-embed")
     assert "dim=?" in repr(model) and openai_server.requests == []
+    with pytest.raises(UnknownDimensionError, match=r"dimensions=N.*dim=N.*embed once") as info:
+        model.dim  # noqa: B018 -- never a request: dim does no I/O
+    assert isinstance(info.value, ConfigError) and openai_server.requests == []
     items = texts(3)
     np.testing.assert_allclose(
         model.embed(items), expected_matrix(items, "acme-embed", dim=48), atol=1e-6
     )
     assert model.dim == 48 and "dim=48" in repr(model)
+    assert [r.inputs for r in openai_server.requests] == [items]  # no probe request
+    assert model.spec == "openai:acme-embed?on_long=error"  # a learned width is not identity
     openai_server.fail_next("wrong_dim")
     with pytest.raises(BadResponseError, match="48"):
         model.embed(items)
-    probe = make("acme-embed")
-    assert probe.dim == 48  # asking first costs one tiny request
-    assert openai_server.requests[-1].inputs == [PROBE_TEXT]
+
+
+def test_declared_dim_is_not_sent_and_is_verified(openai_server: OpenAIServer, make: Make) -> None:
+    openai_server.models["acme-embed"] = 48
+    model = make("acme-embed", dim=48)
+    assert model.dim == 48 and openai_server.requests == []  # known before any call
+    assert model.spec == "openai:acme-embed?dim=48&on_long=error"
+    assert model.embed([]).shape == (0, 48)
+    items = texts(3)
+    np.testing.assert_allclose(
+        model.embed(items), expected_matrix(items, "acme-embed", dim=48), atol=1e-6
+    )
+    (request,) = openai_server.requests
+    assert request.dimensions is None  # a server that rejects `dimensions` never sees it
+    wrong = make("acme-embed", dim=64)
+    with pytest.raises(BadResponseError, match="expected 64 dimensions, got 48"):
+        wrong.embed(items)
+    assert wrong.dim == 64  # a failed check teaches nothing
+    sized = make("acme-embed", dimensions=16)
+    assert sized.dim == 16 and sized.spec == "openai:acme-embed?dimensions=16&on_long=error"
+    sized.embed(items)
+    assert openai_server.requests[-1].dimensions == 16
+
+
+def test_declared_dim_on_known_models(make: Make) -> None:
+    assert make(dim=1536).spec == make().spec  # the table already says so: not in the spec
+    assert make(dimensions=256, dim=256).spec == make(dimensions=256).spec
+    with pytest.raises(ConfigError, match="contradicts"):
+        make(dim=512)
+    with pytest.raises(ConfigError, match="contradicts"):
+        make(dimensions=256, dim=512)
+
+
+def test_unknown_width_and_empty_input(openai_server: OpenAIServer, make: Make) -> None:
+    openai_server.models["acme-embed"] = 48
+    with pytest.raises(UnknownDimensionError):  # (0, dim) needs a dim: say so, send nothing
+        make("acme-embed").embed([])
+    assert openai_server.requests == []
 
 
 def test_unknown_model_on_server_is_not_retried(openai_server: OpenAIServer, make: Make) -> None:

@@ -175,7 +175,7 @@ def test_api_key_never_leaks(
     index = embedkit.VectorIndex.from_vectors(model.embed(ITEMS), spec=model.spec)
     folder = index.save(tmp_path / "index")
     shown = [model.spec, repr(model), str(model), json.dumps({"spec": model.spec})]
-    shown += [p.read_text("utf-8", "replace") for p in folder.iterdir()]
+    shown += [p.read_text("utf-8", "replace") for p in folder.rglob("*") if p.is_file()]
     openai_server.fail_next("bad_request")
     with pytest.raises(BackendError) as bad:
         model.embed(ITEMS)

@@ -15,7 +15,7 @@ import embedkit
 from embedkit._folder import data_path
 from embedkit.cli import main
 from embedkit.errors import ConfigError, CorruptFileError, InvalidInputError
-from embedkit.jobs.readers import read_csv
+from embedkit.jobs.tables import read_csv
 from embedkit.search.index import VectorIndex
 from embedkit.spec import redact
 

@@ -38,8 +38,10 @@ from numpy.typing import NDArray
 
 from embedkit._optional import require
 from embedkit.errors import ConfigError, EmbedkitWarning, InvalidInputError, TextTooLongError
-from embedkit.jobs.embed import DEFAULT_BATCH_SIZE, CacheOption, EmbedJob, JobOnLong, ModelLike
-from embedkit.jobs.readers import OnMissing, build_texts, parse_float_lists, read_csv
+from embedkit.jobs.cache import CacheOption
+from embedkit.jobs.embed import DEFAULT_BATCH_SIZE, EmbedJob, JobOnLong, ModelLike
+from embedkit.jobs.readers import OnMissing
+from embedkit.jobs.tables import build_texts, parse_float_lists, read_csv
 from embedkit.jobs.writers import (
     VECTOR_COLUMN,
     read_vector_table,

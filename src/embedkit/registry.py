@@ -121,7 +121,7 @@ def _resolve(info: BackendInfo) -> Factory:
 
 
 def _is_embedder(obj: object) -> bool:
-    """Embedder-shaped, checked without evaluating properties (``dim`` may send a request)."""
+    """Embedder-shaped, checked without evaluating properties (``dim`` may not be known yet)."""
     if isinstance(obj, (str, Mapping)) or obj is None:
         return False
     return all(_has_static(obj, name) for name in ("dim", "spec", "embed"))

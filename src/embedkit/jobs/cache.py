@@ -43,7 +43,14 @@ from embedkit.errors import ConfigError, CorruptFileError, DimensionMismatchErro
 
 _R = TypeVar("_R")
 
-__all__ = ["ENV_VAR", "EmbeddingCache", "default_cache_path", "text_key"]
+__all__ = [
+    "ENV_VAR",
+    "CacheOption",
+    "EmbeddingCache",
+    "default_cache_path",
+    "open_cache",
+    "text_key",
+]
 
 ENV_VAR = "EMBEDKIT_CACHE_DIR"
 FILE_NAME = "embeddings.sqlite3"
@@ -349,3 +356,25 @@ class EmbeddingCache(Closing):
                 con.close()
             self._cons.clear()
         self._local = threading.local()
+
+
+CacheOption = EmbeddingCache | str | os.PathLike[str] | bool | None
+_DEFAULT_CACHES: dict[Path, EmbeddingCache] = {}
+
+
+def open_cache(cache: CacheOption) -> EmbeddingCache | None:
+    """``True``/``None`` -> the default cache; ``False`` -> no cache; a path -> that file."""
+    if cache is False:
+        return None
+    if cache is True or cache is None:
+        path = default_cache_path()
+        if path not in _DEFAULT_CACHES:  # one per location and process: connections are reused
+            _DEFAULT_CACHES[path] = EmbeddingCache(path)
+        return _DEFAULT_CACHES[path]
+    if isinstance(cache, EmbeddingCache):
+        return cache
+    if isinstance(cache, (str, os.PathLike)):
+        if not str(cache).strip():
+            raise ConfigError("cache path is empty; pass a file path, True (default) or False")
+        return EmbeddingCache(cache)
+    raise ConfigError(f"cache must be a bool, a path or an EmbeddingCache, got {cache!r}")

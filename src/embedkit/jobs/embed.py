@@ -28,7 +28,6 @@ import os
 import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence, Sized
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
 import numpy as np
@@ -40,7 +39,7 @@ from embedkit.errors import (
     InvalidInputError,
     UnknownDimensionError,
 )
-from embedkit.jobs.cache import EmbeddingCache, default_cache_path, text_key
+from embedkit.jobs.cache import CacheOption, open_cache, text_key
 from embedkit.jobs.progress import Progress
 from embedkit.jobs.writers import NpyWriter
 from embedkit.protocol import (
@@ -63,34 +62,12 @@ __all__ = [
     "JobStats",
     "embed",
     "embed_to_npy",
-    "open_cache",
 ]
 
 DEFAULT_BATCH_SIZE = 256
 Matrix = NDArray[np.float32]
 ModelLike = Embedder | str | Mapping[str, Any] | None
-CacheOption = EmbeddingCache | str | os.PathLike[str] | bool | None
 JobOnLong = Literal["error", "truncate", "chunk", "drop"]
-
-_DEFAULT_CACHES: dict[Path, EmbeddingCache] = {}
-
-
-def open_cache(cache: CacheOption) -> EmbeddingCache | None:
-    """``True``/``None`` -> the default cache; ``False`` -> no cache; a path -> that file."""
-    if cache is False:
-        return None
-    if cache is True or cache is None:
-        path = default_cache_path()
-        if path not in _DEFAULT_CACHES:  # one per location and process: connections are reused
-            _DEFAULT_CACHES[path] = EmbeddingCache(path)
-        return _DEFAULT_CACHES[path]
-    if isinstance(cache, EmbeddingCache):
-        return cache
-    if isinstance(cache, (str, os.PathLike)):
-        if not str(cache).strip():
-            raise ConfigError("cache path is empty; pass a file path, True (default) or False")
-        return EmbeddingCache(cache)
-    raise ConfigError(f"cache must be a bool, a path or an EmbeddingCache, got {cache!r}")
 
 
 @dataclass
@@ -118,7 +95,9 @@ class Block(NamedTuple):
     """One batch of output: ``vectors[i]`` is the vector of input row ``rows[i]``.
 
     ``vectors``: float32 ``(b, dim)``; ``rows``: int64 ``(b,)``, increasing;
-    ``counts``: int64 ``(b,)`` token counts when the job counts them, else ``None``.
+    ``counts``: int64 ``(b,)`` token counts when the job counts them (exact with
+    ``count_tokens=True``; else ``-1`` where a text is known to be within the limit),
+    otherwise ``None``.
     """
 
     vectors: Matrix
@@ -177,6 +156,7 @@ class EmbedJob:
         limited = self.embedder if isinstance(self.embedder, TokenLimited) else None
         self.limit: int | None = None if limited is None else limited.max_tokens
         self.count = (count_tokens or enforced) and self.limit is not None
+        self.exact = count_tokens
         own = limited.on_long if limited is not None else None
         self.policy: str | None = on_long if enforced else own
         self._counts: Counts | None = None
@@ -187,7 +167,12 @@ class EmbedJob:
         self._dim: int | None = None
 
     def _count(self, texts: list[str]) -> Counts:
-        counts = np.asarray(self.embedder.count_tokens(texts), dtype=np.int64)  # type: ignore[attr-defined]
+        """Exact counts when asked for (``count_tokens=True``); for the policy alone, exact
+        only where a cheap bound could exceed the limit (``-1`` elsewhere)."""
+        if not self.exact and isinstance(self.embedder, BaseEmbedder):
+            counts = self.embedder.token_counts(texts)
+        else:
+            counts = np.asarray(self.embedder.count_tokens(texts), dtype=np.int64)  # type: ignore[attr-defined]
         over_limit(counts, int(self.limit or 0), str(self.policy))  # raises under "error"
         return counts
 

@@ -36,7 +36,8 @@ from embedkit.errors import (
     DimensionMismatchError,
     ModelMismatchError,
 )
-from embedkit.jobs.embed import DEFAULT_BATCH_SIZE, CacheOption, EmbedJob, ModelLike
+from embedkit.jobs.cache import CacheOption
+from embedkit.jobs.embed import DEFAULT_BATCH_SIZE, EmbedJob, ModelLike
 from embedkit.protocol import Embedder, embed_queries
 from embedkit.registry import load, same_model
 from embedkit.search.rows import (

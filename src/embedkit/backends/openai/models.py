@@ -9,10 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["DEFAULT_MAX_TOKENS", "MODELS", "PRICES_AS_OF", "ModelInfo"]
+__all__ = ["DEFAULT_ENCODING", "DEFAULT_MAX_TOKENS", "MODELS", "PRICES_AS_OF", "ModelInfo"]
 
 PRICES_AS_OF = "2024-01-25"
-DEFAULT_MAX_TOKENS = 8192  # for models not in MODELS (OpenAI-compatible servers)
+# For models not in MODELS (OpenAI-compatible servers), unless the options say otherwise:
+DEFAULT_MAX_TOKENS = 8192
+DEFAULT_ENCODING = "cl100k_base"
 
 
 @dataclass(frozen=True)

