@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from embedkit.errors import ConfigError, CorruptFileError
+from embedkit.errors import ConfigError, CorruptFileError, EmbedkitWarning
 from embedkit.words.evaluate import evaluate_analogies, evaluate_word_pairs, pearson, spearman
 from embedkit.words.vectors import WordVectors
 from test_words import lee_word2vec, lee_words
@@ -41,13 +41,14 @@ def test_analogies_equal_gensim(restrict: int, case_insensitive: bool, dummy: bo
     ours = evaluate_analogies(
         lee_words(),
         path,
-        restrict_vocab=restrict,
+        limit=restrict,
         case_insensitive=case_insensitive,
         dummy4unknown=dummy,
     )
     assert ours.accuracy == score
     assert [(s.name, s.correct, s.incorrect) for s in ours.sections] == gensim_counts(sections)
     assert ours.questions == 19544 and ours.correct == len(sections[-1]["correct"])
+    assert ours.malformed == []
 
 
 def test_analogy_accuracy_on_vectors_built_to_solve_them(tmp_path: Path) -> None:
@@ -71,13 +72,16 @@ def test_analogy_accuracy_on_vectors_built_to_solve_them(tmp_path: Path) -> None
     lines += [": unknown", "france paris germany berlin", "bad line"]
     path = tmp_path / "questions.txt"
     path.write_text("\n".join(lines) + "\n")
-    result = evaluate_analogies(w, path)
+    with pytest.warns(EmbedkitWarning, match=r"skipped 1 malformed lines.*lines 16\)"):
+        result = evaluate_analogies(w, path)
+    assert result.malformed == [16]  # "bad line", counted from 1
     assert result.accuracy == 1.0 and result.correct == 12
     assert result.oov == 1 and result.questions == 13
     assert result.oov_ratio == pytest.approx(100 / 13)
     assert [s.name for s in result.sections] == ["capital", "unknown"]
     assert result.sections[1].accuracy == 0.0
-    assert w.evaluate_analogies(path) == result
+    with pytest.warns(EmbedkitWarning):
+        assert w.evaluate_analogies(path) == result
 
 
 def test_analogy_file_errors(tmp_path: Path) -> None:
@@ -89,7 +93,7 @@ def test_analogy_file_errors(tmp_path: Path) -> None:
     with pytest.raises(CorruptFileError, match="no analogy questions"):
         evaluate_analogies(lee_words(), path)
     with pytest.raises(ConfigError):
-        evaluate_analogies(lee_words(), datapath("questions-words.txt"), restrict_vocab=0)
+        evaluate_analogies(lee_words(), datapath("questions-words.txt"), limit=0)
 
 
 @pytest.mark.parametrize("name", ["wordsim353.tsv", "simlex999.txt"])
@@ -103,6 +107,7 @@ def test_word_pairs_equal_gensim(name: str, dummy: bool) -> None:
     assert ours.oov_ratio == pytest.approx(oov, abs=1e-9)
     total = 353 if name == "wordsim353.tsv" else 999
     assert ours.pairs + (0 if dummy else ours.oov) == total
+    assert ours.malformed == []
 
 
 def test_word_pair_counts_and_errors(tmp_path: Path) -> None:
@@ -113,6 +118,26 @@ def test_word_pair_counts_and_errors(tmp_path: Path) -> None:
     path.write_text("# comment\nqqq\tzzz\t1.0\n")
     with pytest.raises(CorruptFileError, match="no usable word pair"):
         evaluate_word_pairs(lee_words(), path)
+
+
+def test_malformed_lines_are_counted_and_reported(tmp_path: Path) -> None:
+    words = lee_words()
+    pairs = tmp_path / "pairs.tsv"
+    pairs.write_text(
+        "# comment\npolice\tfire\t5.0\n\nonly two\tfields\npolice\tgovernment\tnot-a-number\n"
+        "fire\twater\t7.5\npolice\tsaid\t1.0\textra\n"
+    )
+    with pytest.warns(EmbedkitWarning, match=r"skipped 3 malformed lines.*lines 4, 5, 7\)"):
+        result = evaluate_word_pairs(words, pairs)
+    assert result.malformed == [4, 5, 7] and result.pairs == 2 and result.oov == 0
+    questions = tmp_path / "questions.txt"
+    questions.write_text(": s\nman king woman\n\nman king woman queen\na b c d e\n")
+    with pytest.warns(EmbedkitWarning, match="2 malformed"):
+        analogies = evaluate_analogies(words, questions)
+    assert analogies.malformed == [2, 5] and analogies.questions == 1
+    questions.write_bytes(b": s\nman king woman queen\n\xff\xfe x y z\n")
+    with pytest.raises(CorruptFileError, match="line 3 is not UTF-8"):
+        evaluate_analogies(words, questions)
 
 
 def test_correlations_equal_scipy_with_ties() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,7 @@ import numpy as np
 import pytest
 
 import embedkit
+from embedkit import _folder
 from embedkit.backends import fasttext as ft_backend
 from embedkit.backends.fasttext import FastTextEmbedder, broken_build, fasttext_module
 from embedkit.errors import BackendError, ConfigError, CorruptFileError, MissingDependencyError
@@ -128,6 +130,26 @@ def test_bin_embedder_saves_and_reloads(lee_bin: FastTextEmbedder, tmp_path: Pat
     assert isinstance(again, FastTextEmbedder) and again.words.subword is not None
 
 
+def test_model_bin_is_part_of_the_one_checked_folder(
+    lee_bin: FastTextEmbedder, tmp_path: Path
+) -> None:
+    folder = lee_bin.save(tmp_path / "lee")
+    with _folder.read(folder, "words") as snapshot:
+        assert "model.bin" in snapshot and "vectors.npy" in snapshot
+        assert snapshot.meta["embedder"]["backend"] == "fasttext"
+    data = folder / json.loads((folder / "manifest.json").read_text("utf-8"))["data"]
+    model = data / "model.bin"
+    raw = bytearray(model.read_bytes())
+    raw[len(raw) // 2] ^= 0xFF
+    model.write_bytes(bytes(raw))
+    with pytest.raises(CorruptFileError, match=r"model\.bin fails its sha256"):
+        embedkit.load(f"fasttext:{folder}")
+    plain = FastTextEmbedder(_data("lee_fasttext.vec")).save(tmp_path / "vec")
+    with _folder.read(plain, "words") as snapshot:
+        assert "model.bin" not in snapshot  # no subword model: no file
+    assert FastTextEmbedder(str(plain)).words.subword is None
+
+
 def test_unreadable_files_raise_clear_errors(tmp_path: Path) -> None:
     with pytest.raises(CorruptFileError, match=r"before 0\.9"):
         FastTextEmbedder(_data("lee_fasttext.bin"))  # an old-format file
@@ -164,7 +186,7 @@ def test_saved_folder_keeps_or_refits_its_weights_like_the_other_backends(
     "template",
     [
         "fasttext:{bin}",
-        "fasttext:{bin}?pooling=sif&fit_corpus={lee}&oov=zero",
+        "fasttext:{bin}?pooling=sif&fit_corpus={lee}&on_oov=zero",
         "fasttext:{vec}",
         "fasttext:{vec}?tokenizer=words-cased&pooling=idf&fit_corpus={lee}",
         "fasttext:{folder}",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
 import subprocess
@@ -13,8 +14,9 @@ import numpy as np
 import pytest
 
 import embedkit
-from embedkit.backends.gensim import GloVeEmbedder, Word2VecEmbedder, cached_glove
-from embedkit.errors import ConfigError, CorruptFileError
+from embedkit import _folder
+from embedkit.backends.gensim import GloVeEmbedder, Word2VecEmbedder, cache_folder, cached_glove
+from embedkit.errors import BackendError, ConfigError, CorruptFileError, EmbedkitWarning
 from embedkit.words.files import read_glove, read_keyed_vectors, read_word2vec, to_keyed_vectors
 from embedkit.words.vectors import WordVectors
 from test_words import lee_word2vec, lee_words
@@ -158,14 +160,16 @@ def test_gensim_pickles_need_explicit_opt_in(saved_formats: dict[str, Path]) -> 
         embedkit.load(f"word2vec:{path}")
     loaded = embedkit.load(f"word2vec:{path}?allow_pickle=true")
     assert isinstance(loaded, Word2VecEmbedder)
+    with pytest.raises(ConfigError, match="allow_pickle=True only if you trust"):
+        embedkit.load(loaded.spec)  # the permission to unpickle is never implied by a spec
     assert_same(loaded.words, lee_word2vec().wv)
     assert loaded.words.counts is not None and loaded.words.counts[0] > loaded.words.counts[-1]
 
 
 def test_load_by_spec_and_reload_from_spec(saved_formats: dict[str, Path]) -> None:
-    emb = embedkit.load(f"word2vec:{saved_formats['bin']}?pooling=mean&oov=zero")
+    emb = embedkit.load(f"word2vec:{saved_formats['bin']}?pooling=mean&on_oov=zero")
     assert isinstance(emb, Word2VecEmbedder) and emb.dim == 50
-    assert emb.spec == f"word2vec:{saved_formats['bin']}?oov=zero&pooling=mean&tokenizer=words"
+    assert emb.spec == f"word2vec:{saved_formats['bin']}?on_oov=zero&pooling=mean&tokenizer=words"
     again = embedkit.load(emb.spec)
     texts = ["The police said the fire was contained", "qwxz"]
     np.testing.assert_array_equal(again.embed(texts), emb.embed(texts))
@@ -214,20 +218,86 @@ def test_native_folder_reload_with_mmap(tmp_path: Path) -> None:
     assert glove.spec.startswith("glove:")
 
 
+def cache_data(folder: Path) -> Path:
+    """The data folder the cache's manifest names (a new one after each rebuild)."""
+    return folder / json.loads((folder / "manifest.json").read_text("utf-8"))["data"]
+
+
 def test_glove_cache_builds_once_and_tracks_the_source(tmp_path: Path) -> None:
     source = tmp_path / "vectors.txt"
     source.write_bytes(Path(datapath("test_glove.txt")).read_bytes())
     first = GloVeEmbedder(str(source), cache=True)
-    folder = cached_glove(source)
-    assert folder.name == "vectors.txt.embedkit" and (folder / "vectors.npy").is_file()
-    stamp = (folder / "vectors.npy").stat().st_mtime_ns
+    folder = cache_folder(source)
+    assert folder.name == "vectors.txt.embedkit" and (cache_data(folder) / "vectors.npy").is_file()
+    stamp = (cache_data(folder) / "vectors.npy").stat().st_mtime_ns
+    built = cache_data(folder)
     second = GloVeEmbedder(str(source), cache=True, mmap=True)
-    assert (folder / "vectors.npy").stat().st_mtime_ns == stamp
+    assert cache_data(folder) == built  # fresh: not rebuilt
+    assert (cache_data(folder) / "vectors.npy").stat().st_mtime_ns == stamp
     assert second.words.words == first.words.words
+    assert isinstance(second.words.vectors, np.memmap)
+    with _folder.read(folder, "words") as snapshot:  # the stamp is in the checked manifest
+        stat = source.stat()
+        assert snapshot.meta["source"] == {"bytes": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+        assert sorted(snapshot.sizes) == ["vectors.npy", "vocab.json"]
+    assert not (folder / "source.txt").exists()
     with open(source, "a", encoding="utf-8") as fh:
         fh.write("zzzz " + " ".join(["0.5"] * 50) + "\n")
     os.utime(source, ns=(stamp + 10**9, stamp + 10**9))
     assert "zzzz" in GloVeEmbedder(str(source), cache=True).words
+    assert cache_data(folder) != built and "zzzz" in cached_glove(source)
+
+
+def test_glove_cache_is_not_part_of_the_identity(tmp_path: Path) -> None:
+    source = tmp_path / "vectors.txt"
+    source.write_bytes(Path(datapath("test_glove.txt")).read_bytes())
+    texts = ["the of and", "to in a"]
+    for options in ("", "&limit=10", "&pooling=idf&fit_corpus=" + datapath("lee_background.cor")):
+        plain = embedkit.load(f"glove:{source}?tokenizer=words{options}")
+        cached = embedkit.load(f"glove:{source}?cache=true&mmap=true&tokenizer=words{options}")
+        assert cached.spec == plain.spec and f"glove:{source}?" in cached.spec
+        assert "cache=" not in cached.spec and ".embedkit" not in cached.spec
+        np.testing.assert_array_equal(cached.embed(texts), plain.embed(texts))
+        again = embedkit.load(cached.spec)
+        np.testing.assert_array_equal(again.embed(texts), cached.embed(texts))
+
+
+def test_a_damaged_glove_cache_is_rebuilt_with_a_warning(tmp_path: Path) -> None:
+    source = tmp_path / "vectors.txt"
+    source.write_bytes(Path(datapath("test_glove.txt")).read_bytes())
+    words = cached_glove(source)
+    vectors = cache_data(cache_folder(source)) / "vectors.npy"
+    raw = bytearray(vectors.read_bytes())
+    raw[-1] ^= 0xFF
+    vectors.write_bytes(bytes(raw))
+    with pytest.warns(EmbedkitWarning, match="damaged.*sha256"):
+        again = cached_glove(source)
+    np.testing.assert_array_equal(again.vectors, words.vectors)
+    np.testing.assert_array_equal(cached_glove(source).vectors, words.vectors)  # no warning now
+
+
+def test_gensim_pickle_errors_keep_their_meaning(tmp_path: Path) -> None:
+    junk = tmp_path / "junk.kv"
+    junk.write_bytes(b"\x80\x04not a pickle at all")
+    with pytest.raises(CorruptFileError, match="not a readable gensim KeyedVectors"):
+        read_keyed_vectors(junk, allow_pickle=True)
+    other = tmp_path / "list.kv"
+    other.write_bytes(pickle.dumps([1, 2, 3]))
+    with pytest.raises(CorruptFileError, match="not a gensim KeyedVectors file"):
+        read_keyed_vectors(other, allow_pickle=True)
+    with pytest.raises(FileNotFoundError):
+        read_keyed_vectors(tmp_path / "missing.kv", allow_pickle=True)
+    missing_module = tmp_path / "module.kv"
+    missing_module.write_bytes(b"cno_such_module_x\nX\n.")  # a class of a module not installed
+    with pytest.raises(ImportError) as err:
+        read_keyed_vectors(missing_module, allow_pickle=True)
+    assert not isinstance(err.value, (CorruptFileError, BackendError))
+    if os.name == "posix" and os.geteuid() != 0:
+        locked = tmp_path / "locked.kv"
+        locked.write_bytes(pickle.dumps([1]))
+        locked.chmod(0)
+        with pytest.raises(PermissionError):
+            read_keyed_vectors(locked, allow_pickle=True)
 
 
 def test_from_words_and_keyed_vectors_interop() -> None:

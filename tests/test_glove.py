@@ -57,6 +57,13 @@ def test_window_never_crosses_texts_and_oov_tokens_are_dropped_first() -> None:
 def test_build_vocab_orders_by_count_then_word() -> None:
     words, counts = build_vocab([["b", "a", "c", "a"], ["c", "d"]], min_count=2)
     assert words == ["a", "c"] and counts.tolist() == [2, 2]
+    assert build_vocab([["b", "a", "c", "a"], ["c", "d"]], min_count=1, limit=3)[0] == [
+        "a",
+        "c",
+        "b",
+    ]
+    with pytest.raises(ConfigError, match="limit"):
+        build_vocab([["a"]], min_count=1, limit=0)
 
 
 def test_weighting_function() -> None:
@@ -179,5 +186,7 @@ def test_train_glove_streams_a_list_too() -> None:
     texts = ["the cat sat on the mat", "the dog sat on the log"] * 5
     model = train_glove(texts, dim=8, min_count=2, epochs=3, window=2)
     assert set(model.words.words) == {"the", "cat", "sat", "on", "mat", "dog", "log"}
+    small = train_glove(texts, dim=8, min_count=2, epochs=1, window=2, limit=3, on_oov="zero")
+    assert small.words.words == ["the", "on", "sat"] and "on_oov=zero" in small.spec
     with pytest.raises(ConfigError, match="min_count"):
         train_glove(texts, min_count=100)

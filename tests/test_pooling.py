@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from embedkit.errors import ConfigError, DimensionMismatchError
+from embedkit.errors import ConfigError, DimensionMismatchError, OutOfVocabularyError
 from embedkit.words.pooling import SIF_A, Pooling, encode
-from embedkit.words.vectors import OutOfVocabularyError, WordVectors
+from embedkit.words.vectors import WordVectors
 
 VOCAB = ["the", "cat", "sat", "on", "mat", "dog", "ran"]
 
@@ -40,8 +40,9 @@ def test_encode_maps_tokens_and_reports_oov() -> None:
     with pytest.raises(OutOfVocabularyError) as err:
         encode([["the"], ["qq", "the", "rr"], ["xx"]], w, "error")
     assert err.value.rows == [(1, "out of vocabulary: qq, rr"), (2, "out of vocabulary: xx")]
-    with pytest.raises(ConfigError):
+    with pytest.raises(ConfigError, match="on_oov must be one of"):
         encode([["the"]], w, "drop")  # type: ignore[arg-type]
+    assert encode([["the", "qq"]], w, on_oov="zero").ids.tolist() == [0, -1]
 
 
 def mean_loop(w: WordVectors, tokens: list[str], zero_oov: bool) -> np.ndarray:

@@ -9,11 +9,12 @@ import numpy as np
 import pytest
 
 import embedkit
+from embedkit import _folder
 from embedkit.backends.gensim import GloVeEmbedder, Word2VecEmbedder
-from embedkit.errors import ConfigError, InvalidInputError
+from embedkit.errors import ConfigError, InvalidInputError, OutOfVocabularyError
 from embedkit.words.embedder import StaticEmbedder
 from embedkit.words.tokenize import simple_tokenize
-from embedkit.words.vectors import OutOfVocabularyError, WordVectors
+from embedkit.words.vectors import WordVectors
 from test_words import lee_word2vec, lee_words
 
 
@@ -45,16 +46,16 @@ def test_mean_vectors_equal_gensim_get_mean_vector(lee_texts: list[str]) -> None
 def test_oov_policies_and_reports() -> None:
     words = lee_words()
     texts = ["The police said xqzv", "xqzv wvut", "police"]
-    skip = Word2VecEmbedder.from_words(words, oov="skip")
+    skip = Word2VecEmbedder.from_words(words, on_oov="skip")
     report = skip.embed_report(texts)
     assert report.oov == [["xqzv"], ["xqzv", "wvut"], []]
     assert report.n_tokens.tolist() == [4, 2, 1] and report.oov_rate == pytest.approx(3 / 7)
     assert np.isfinite(report.vectors).all()
     np.testing.assert_array_equal(report.vectors[1], 0.0)  # all OOV: zero, never NaN
     police = words.vector("police")
-    zero = Word2VecEmbedder.from_words(words, oov="zero").embed(["police xqzv"])[0]
+    zero = Word2VecEmbedder.from_words(words, on_oov="zero").embed(["police xqzv"])[0]
     np.testing.assert_allclose(zero, police / 2, atol=1e-6)
-    error = Word2VecEmbedder.from_words(words, oov="error")
+    error = Word2VecEmbedder.from_words(words, on_oov="error")
     with pytest.raises(OutOfVocabularyError) as err:
         error.embed(texts)
     assert err.value.positions == [0, 1]
@@ -69,7 +70,7 @@ def test_validation_and_option_errors() -> None:
     with pytest.raises(ConfigError):
         Word2VecEmbedder.from_words(lee_words(), pooling="max")
     with pytest.raises(ConfigError):
-        Word2VecEmbedder.from_words(lee_words(), oov="ignore")
+        Word2VecEmbedder.from_words(lee_words(), on_oov="ignore")
     with pytest.raises(ConfigError):
         Word2VecEmbedder.from_words(lee_words(), tokenizer="bpe")
     with pytest.raises(ConfigError):
@@ -81,7 +82,7 @@ def test_validation_and_option_errors() -> None:
 def test_spec_names_everything_that_changes_vectors(lee_texts: list[str]) -> None:
     words = lee_words()
     mean = Word2VecEmbedder.from_words(words)
-    assert mean.spec == f"word2vec:{words.content_id()}?oov=skip&pooling=mean&tokenizer=words"
+    assert mean.spec == f"word2vec:{words.content_id()}?on_oov=skip&pooling=mean&tokenizer=words"
     cased = Word2VecEmbedder.from_words(words, tokenizer="words-cased")
     assert cased.spec != mean.spec
     assert not np.allclose(cased.embed(["Police"]), mean.embed(["Police"]))
@@ -104,13 +105,13 @@ def test_fit_corpus_option_from_a_spec(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("method", ["mean", "idf", "sif"])
 def test_save_and_reload_keep_pooling(tmp_path: Path, lee_texts: list[str], method: str) -> None:
-    emb = GloVeEmbedder.from_words(lee_words(), pooling=method, oov="zero")
+    emb = GloVeEmbedder.from_words(lee_words(), pooling=method, on_oov="zero")
     if method != "mean":
         emb.fit_pooling(lee_texts)
     folder = emb.save(tmp_path / method)
     back = embedkit.load(f"glove:{folder}")
     assert isinstance(back, GloVeEmbedder)
-    assert back.pooling.method == method and back.oov == "zero"
+    assert back.pooling.method == method and back.on_oov == "zero"
     texts = [*lee_texts[:20], "xqzv"]
     np.testing.assert_allclose(back.embed(texts), emb.embed(texts), atol=1e-6)
     override = embedkit.load(f"glove:{folder}?pooling=mean")
@@ -163,7 +164,7 @@ def paths(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
 SPECS = [
     "word2vec:{text}",
     "word2vec:{text}?limit=40",
-    "word2vec:{text}?limit=40&oov=zero&tokenizer=words-cased",
+    "word2vec:{text}?limit=40&on_oov=zero&tokenizer=words-cased",
     "word2vec:{text}?pooling=idf&fit_corpus={lee}",
     "word2vec:{text}?pooling=idf&fit_corpus={head}",
     "word2vec:{text}?pooling=sif&fit_corpus={lee}&limit=200",
@@ -223,3 +224,54 @@ def test_saved_weights_are_refitted_when_what_they_depend_on_changes(
     with pytest.raises(ConfigError, match="limit=300: give fit_corpus"):
         Word2VecEmbedder(paths["sif"], limit=300)  # in-memory weights cannot be refitted
     Word2VecEmbedder(paths["sif"], limit=300, pooling="mean")
+
+
+# -- identity: every spec loads, or load says why not ------------------------------------------
+def test_specs_of_in_memory_vectors_say_to_save_them_first(tmp_path: Path) -> None:
+    words = lee_words()
+    for emb in (Word2VecEmbedder.from_words(words), GloVeEmbedder.from_words(words)):
+        backend = emb.backend
+        assert emb.spec.startswith(f"{backend}:sha256:")
+        with pytest.raises(ConfigError) as err:
+            embedkit.load(emb.spec)
+        message = str(err.value)
+        assert "in-memory vectors" in message
+        assert (
+            f"save them first with embedder.save(folder) and load '{backend}:<folder>'" in message
+        )
+        folder = emb.save(tmp_path / backend)
+        again = embedkit.load(f"{backend}:{folder}")
+        assert embedkit.load(again.spec).spec == again.spec  # the saved folder's spec loads
+        np.testing.assert_array_equal(again.embed(SPEC_TEXTS), emb.embed(SPEC_TEXTS))
+
+
+def test_weights_fitted_in_memory_on_a_file_spec_say_where_they_are(paths: dict[str, str]) -> None:
+    emb = Word2VecEmbedder(paths["text"], pooling="sif").fit_pooling(["the police said", "fire"])
+    assert "fit_corpus=sha256:" in emb.spec
+    with pytest.raises(ConfigError, match=r"fitted in memory.*embedder\.save\(folder\)"):
+        embedkit.load(emb.spec)
+
+
+def test_save_is_one_folder_write_listing_every_file(tmp_path: Path, lee_texts: list[str]) -> None:
+    emb = Word2VecEmbedder.from_words(lee_words(), pooling="sif", on_oov="zero")
+    emb.fit_pooling(lee_texts[:50])
+    folder = emb.save(tmp_path / "sif")
+    with _folder.read(folder, "words") as snapshot:
+        listed = sorted(snapshot.sizes)
+        settings = snapshot.meta["embedder"]
+    assert listed == [
+        "counts.npy",
+        "pooling_component.npy",
+        "pooling_weights.npy",
+        "vectors.npy",
+        "vocab.json",
+    ]
+    assert settings["pooling"] == "sif" and settings["on_oov"] == "zero"
+    assert settings["fit_corpus"].startswith("sha256:")
+    data = [p for p in folder.iterdir() if p.name.startswith("data-")]
+    assert len(data) == 1 and sorted(p.name for p in data[0].iterdir()) == listed
+    assert not (folder / "embedder.json").exists()
+    mean = Word2VecEmbedder.from_words(lee_words()).save(folder)  # replaces it whole
+    with _folder.read(mean, "words") as snapshot:
+        assert "pooling_weights.npy" not in snapshot
+    assert Word2VecEmbedder(str(folder)).pooling.method == "mean"

@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 
 import embedkit
-from embedkit import train_fasttext, train_word2vec
+from embedkit import _folder, train_fasttext, train_word2vec
 from embedkit.backends.fasttext import FastTextEmbedder
 from embedkit.backends.gensim import Word2VecEmbedder
-from embedkit.errors import ConfigError, InvalidInputError
+from embedkit.errors import ConfigError, InvalidInputError, OutOfVocabularyError
 from embedkit.words.corpus import TokenizedCorpus
 from embedkit.words.tokenize import register_tokenizer, simple_tokenize
-from embedkit.words.vectors import OutOfVocabularyError, WordVectors
+from embedkit.words.vectors import WordVectors
 
 RELATED = [("police", "officers"), ("israeli", "palestinian"), ("australia", "australian")]
 UNRELATED = [("police", "cricket"), ("israeli", "wickets"), ("australia", "arafat")]
@@ -110,7 +110,7 @@ def test_word2vec_reports_oov_words_clearly(cbow: Word2VecEmbedder) -> None:
     assert report.oov_rate == pytest.approx(1 / 5)
     with pytest.raises(OutOfVocabularyError, match="governmnet"):
         cbow.words.vector("governmnet")
-    strict = Word2VecEmbedder.from_words(cbow.words, oov="error")
+    strict = Word2VecEmbedder.from_words(cbow.words, on_oov="error")
     with pytest.raises(OutOfVocabularyError) as info:
         strict.embed(["police said", "the governmnet said"])
     assert info.value.positions == [1]
@@ -156,7 +156,8 @@ def test_fasttext_saves_with_its_subword_model(
     fasttext_lee: FastTextEmbedder, tmp_path: Path
 ) -> None:
     folder = fasttext_lee.save(tmp_path / "lee-ft")
-    assert (folder / "model.bin").is_file()
+    with _folder.read(folder, "words") as snapshot:
+        assert "model.bin" in snapshot  # listed with its sha256, saved in the same write
     again = embedkit.load(f"fasttext:{folder}")
     assert isinstance(again, FastTextEmbedder) and again.words.subword is not None
     texts = ["the governmnet and the polise"]
@@ -242,3 +243,18 @@ def test_training_is_reproducible_across_processes() -> None:
         for seed in ("1", "2")
     }
     assert len(outputs) == 1 and outputs.pop().count("sha256:") == 3
+
+
+def test_trained_models_say_how_to_load_them(
+    cbow: Word2VecEmbedder, fasttext_lee: FastTextEmbedder, tmp_path: Path
+) -> None:
+    for model in (cbow, fasttext_lee):
+        backend = model.backend
+        with pytest.raises(ConfigError, match=r"in-memory vectors.*save them first") as err:
+            embedkit.load(model.spec)
+        assert f"load '{backend}:<folder>'" in str(err.value)
+        folder = model.save(tmp_path / backend)
+        assert (
+            embedkit.load(f"{backend}:{folder}").spec
+            == f"{backend}:{folder}?" + (model.spec.partition("?")[2])
+        )

@@ -10,14 +10,17 @@ from typing import Any
 import numpy as np
 import pytest
 
+from embedkit import _folder
 from embedkit.errors import (
     ConfigError,
     CorruptFileError,
     DimensionMismatchError,
     InvalidInputError,
+    OutOfVocabularyError,
 )
 from embedkit.search.kernels import normalize, search
-from embedkit.words.vectors import Neighbor, OutOfVocabularyError, WordVectors, fast_search
+from embedkit.words.ranking import cosmul, search_excluding
+from embedkit.words.vectors import Neighbor, WordVectors
 
 
 @functools.cache
@@ -96,10 +99,10 @@ def test_oov_errors_are_typed_and_name_the_words() -> None:
     with pytest.raises(OutOfVocabularyError) as err2:
         w.lookup(["king", "prince", "duke"])
     assert err2.value.rows == [(1, "prince"), (2, "duke")]
-    zero = w.lookup(["king", "prince"], oov="zero")
+    zero = w.lookup(["king", "prince"], on_oov="zero")
     np.testing.assert_array_equal(zero[1], np.zeros(4))
-    with pytest.raises(ConfigError):
-        w.lookup(["prince"], oov="skip")  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="on_oov"):
+        w.lookup(["prince"], on_oov="skip")  # type: ignore[arg-type]
     with pytest.raises(OutOfVocabularyError):
         w.similarity("king", "prince")
 
@@ -201,29 +204,69 @@ def test_most_similar_batch_equals_single(wv: WordVectors) -> None:
 
 
 @pytest.mark.parametrize(("n", "q", "k"), [(1000, 40, 8), (6401, 30, 5), (257, 3, 3), (70, 5, 4)])
-def test_fast_search_equals_search(n: int, q: int, k: int) -> None:
+def test_search_excluding_equals_search_without_the_excluded_rows(n: int, q: int, k: int) -> None:
     rng = np.random.default_rng(n)
     matrix = normalize(rng.standard_normal((n, 16)))
+    matrix[7] = matrix[3]  # a tie: the lower row comes first
     queries = normalize(rng.standard_normal((q, 16)))
-    fast = fast_search(queries, matrix, k, block_bytes=4 * n * 7)
-    exact = search(queries, matrix, k)
-    np.testing.assert_array_equal(fast.indices, exact.indices)
-    np.testing.assert_array_equal(fast.scores, exact.scores)
+    queries[0] = matrix[3]
+    exclude = [
+        rng.choice(n, size=int(rng.integers(0, 4)), replace=False).tolist() for _ in range(q)
+    ]
+    ranked = search_excluding(queries, matrix, k, exclude)
+    assert ranked.counts.tolist() == [k] * q
+    full = search(queries, matrix, n)  # every row, best first, ties to the lower row
+    for row in range(q):
+        kept = [i for i in full.indices[row].tolist() if i not in exclude[row]][:k]
+        assert ranked.found.indices[row, :k].tolist() == kept
+    assert 3 in ranked.found.indices[0] and ranked.found.indices[0, 0] in (3, 7)
+    if 3 not in exclude[0] and 7 not in exclude[0]:
+        assert ranked.found.indices[0, :2].tolist() == [3, 7]
 
 
-def test_restrict_keeps_the_first_rows(wv: WordVectors) -> None:
-    small = wv.restrict(100)
+@pytest.mark.parametrize("method", ["add", "mul"])
+def test_results_never_hold_padding_rows(method: str) -> None:
+    w = toy()  # 6 rows; each question leaves out its own (distinct) words
+    questions = [("man", "king", "woman"), ("man", "king", "man"), ("apple", "apple", "apple")]
+    found = w.analogy_batch(questions, k=10, method=method)  # type: ignore[arg-type]
+    assert [len(f) for f in found] == [3, 4, 5]  # fewer than k: fewer results, none padded
+    for (a, b, c), hits in zip(questions, found, strict=True):
+        assert not {a, b, c} & {n.word for n in hits}
+    units = normalize(w.lookup(["man", "king", "woman"])).reshape(1, 3, 4)
+    for ranked in (
+        search_excluding(
+            normalize(units[:, 1] - units[:, 0] + units[:, 2]), w.normed, 10, [[0, 2, 1]]
+        ),
+        cosmul(w.normed, units, 10, [[0, 2, 1]]),
+    ):
+        assert ranked.counts.tolist() == [3] and (ranked.top().indices >= 0).all()
+    ids = w.analogy_ids([0, 0], [2, 2], [1, 0], 10)  # a TopK: as wide as the fewest answers
+    assert ids.indices.shape == (2, 3) and (ids.indices >= 0).all()
+    assert not {0, 1, 2} & set(ids.indices[0].tolist())
+    assert len(w.most_similar("king", k=50)) == 5 and len(w.most_similar_batch(["x"] * 0)) == 0
+
+
+def test_limit_keeps_the_first_rows(wv: WordVectors) -> None:
+    small = wv.limit(100)
     assert small.words == wv.words[:100] and len(small) == 100
     assert all(n.word in small for n in small.most_similar("said", k=5))
 
 
 # -- persistence --------------------------------------------------------------------------
+def data_file(folder: Path, name: str) -> Path:
+    """Where the manifest of ``folder`` keeps the file ``name``."""
+    manifest = json.loads((folder / "manifest.json").read_text("utf-8"))
+    return folder / manifest["data"] / name
+
+
 def test_save_load_roundtrip_and_mmap(tmp_path: Path) -> None:
     w = toy()
     folder = w.save(tmp_path / "toy")
-    assert sorted(p.name for p in folder.iterdir()) == [
+    with _folder.read(folder, "words") as snapshot:  # every file listed with size and sha256
+        assert sorted(snapshot.sizes) == ["counts.npy", "vectors.npy", "vocab.json"]
+        assert snapshot.meta == {"count": 6, "dim": 4}
+    assert sorted(p.name for p in data_file(folder, "vectors.npy").parent.iterdir()) == [
         "counts.npy",
-        "manifest.json",
         "vectors.npy",
         "vocab.json",
     ]
@@ -240,15 +283,33 @@ def test_load_rejects_damaged_folders(tmp_path: Path) -> None:
     folder = toy().save(tmp_path / "toy")
     with pytest.raises(CorruptFileError, match="manifest"):
         WordVectors.load(tmp_path)
-    raw = bytearray((folder / "vectors.npy").read_bytes())
+    vectors = data_file(folder, "vectors.npy")
+    raw = bytearray(vectors.read_bytes())
     raw[-1] ^= 0xFF
-    (folder / "vectors.npy").write_bytes(bytes(raw))
-    WordVectors.load(folder)  # same size: only the sha256 check can notice
+    vectors.write_bytes(bytes(raw))
+    WordVectors.load(folder, verify=False)  # same size: only the sha256 check can notice
+    with pytest.raises(CorruptFileError, match="sha256"):
+        WordVectors.load(folder)  # verify=True is the default
     with pytest.raises(CorruptFileError, match="sha256"):
         WordVectors.load(folder, verify=True)
-    (folder / "vocab.json").write_text(json.dumps(["a"]))
+    data_file(folder, "vocab.json").write_text(json.dumps(["a"]))
     with pytest.raises(CorruptFileError, match="bytes"):
-        WordVectors.load(folder)
+        WordVectors.load(folder, verify=False)
     (folder / "manifest.json").write_text("{not json")
     with pytest.raises(CorruptFileError, match="JSON"):
         WordVectors.load(folder)
+
+
+def test_a_save_replaces_the_folder_whole_and_keeps_nothing_outside_the_manifest(
+    tmp_path: Path,
+) -> None:
+    folder = toy().save(tmp_path / "toy")
+    WordVectors(["a", "b"], np.eye(2, dtype=np.float32)).save(folder)  # no counts this time
+    back = WordVectors.load(folder)
+    assert back.words == ["a", "b"] and back.counts is None
+    assert sorted(p.name for p in folder.iterdir() if not p.name.startswith(".")) == sorted(
+        ["manifest.json", data_file(folder, "vectors.npy").parent.name]
+    )
+    with pytest.raises(CorruptFileError, match="holds 'index', not 'words'"):
+        _folder.write(tmp_path / "other", "index", {"x.npy": np.zeros(2)})
+        WordVectors.load(tmp_path / "other")

@@ -6,9 +6,9 @@
   rows through :class:`~embedkit.words.vectors.WordVectors`' ``subword`` hook, so
   ``embedder.words.vector("governmnet")`` and pooling never lose a misspelled word.
 * ``.vec`` -- the word2vec text file fastText writes beside the model: plain vectors,
-  no subwords (OOV words follow the ``oov`` policy).
+  no subwords (OOV words follow the ``on_oov`` policy).
 * a folder written by :meth:`FastTextEmbedder.save` -- the native vectors plus
-  ``model.bin`` when the embedder had a subword model.
+  ``model.bin`` when the embedder had a subword model, in the same checked folder.
 
 Known-broken builds. The ``fasttext`` import name is shared by several
 distributions. Under numpy 2, ``fasttext-wheel`` (<= 0.9.2) and upstream
@@ -22,8 +22,8 @@ the input-matrix rows of ``w``'s subwords, otherwise :class:`~embedkit.errors.Ba
 
 from __future__ import annotations
 
-import os
 import re
+import tempfile
 from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
@@ -33,11 +33,13 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from embedkit import _folder
 from embedkit._optional import require
 from embedkit.errors import BackendError, CorruptFileError, MissingDependencyError
-from embedkit.words.embedder import StaticEmbedder, locate, read_folder
+from embedkit.words.embedder import StaticEmbedder
 from embedkit.words.files import read_word2vec
 from embedkit.words.pooling import Pooling
+from embedkit.words.saved import locate, read_folder
 from embedkit.words.vectors import WordVectors
 
 __all__ = ["BROKEN_BUILDS", "FastTextEmbedder", "broken_build", "fasttext_module"]
@@ -87,7 +89,7 @@ class FastTextEmbedder(StaticEmbedder):
     """``fasttext:<path>``: a ``.bin`` model (subwords), a ``.vec`` file or a saved folder.
 
     Options are those of :class:`~embedkit.words.embedder.StaticEmbedder`
-    (``tokenizer``, ``pooling``, ``oov``, ``fit_corpus``); ``mmap`` maps a saved
+    (``tokenizer``, ``pooling``, ``on_oov``, ``fit_corpus``); ``mmap`` maps a saved
     folder's vectors. ``model`` is the underlying fastText model, or ``None``.
     """
 
@@ -99,7 +101,7 @@ class FastTextEmbedder(StaticEmbedder):
         *,
         tokenizer: str | None = None,
         pooling: str | None = None,
-        oov: str | None = None,
+        on_oov: str | None = None,
         fit_corpus: str | None = None,
         mmap: bool = False,
     ) -> None:
@@ -108,9 +110,10 @@ class FastTextEmbedder(StaticEmbedder):
         weights: Pooling | None = None
         self.model: Any = None
         if path.is_dir():
-            words, config, weights = read_folder(path, mmap=mmap)
-            if (path / MODEL_FILE).is_file():
-                self.model = _load_model(path / MODEL_FILE)
+            saved = read_folder(path, mmap=mmap, extra=[MODEL_FILE])
+            words, config, weights = saved.words, saved.config, saved.pooling
+            if MODEL_FILE in saved.files:
+                self.model = _load_model_bytes(saved.files[MODEL_FILE], path)
                 words.subword = _subword_function(self.model)
         elif path.suffix == ".vec":
             words = read_word2vec(path, binary=False)
@@ -124,7 +127,7 @@ class FastTextEmbedder(StaticEmbedder):
             weights,
             tokenizer=tokenizer,
             pooling=pooling,
-            oov=oov,
+            on_oov=on_oov,
             fit_corpus=fit_corpus,
             limit=None,
         )
@@ -141,33 +144,48 @@ class FastTextEmbedder(StaticEmbedder):
         embedder.model = model
         return embedder
 
-    def save(self, path: str | os.PathLike[str]) -> Path:
-        """The native folder of :meth:`StaticEmbedder.save`, plus ``model.bin`` for subwords."""
-        folder = super().save(path)
-        target = folder / MODEL_FILE
+    def _save_files(self, writer: _folder.FolderWriter) -> None:
+        """``model.bin`` (the subword model) joins the folder's one atomic write."""
         if self.model is None:
-            target.unlink(missing_ok=True)
-            return folder
+            return
+        target = writer.path_of(MODEL_FILE)
         try:
             self.model.save_model(str(target))
+        except PermissionError:
+            raise
         except (RuntimeError, ValueError, OSError) as exc:
             raise BackendError(f"fastText could not save its model to {target}: {exc}") from exc
-        return folder
 
 
-def _load_model(path: Path) -> Any:
+def _load_model(path: Path, name: Path | None = None) -> Any:
+    """The fastText model in ``path`` (named ``name`` in messages), probed for broken builds."""
     fasttext = fasttext_module()
+    name = name or path
     try:
         model = fasttext.load_model(str(path))
     except ValueError as exc:
         raise CorruptFileError(
-            f"{path} is not a fastText model this fastText build can read ({exc}); files "
+            f"{name} is not a fastText model this fastText build can read ({exc}); files "
             "written by fastText before 0.9 need gensim's load_facebook_vectors instead"
         ) from exc
+    except PermissionError:
+        raise
     except (RuntimeError, OSError, UnicodeDecodeError) as exc:
-        raise CorruptFileError(f"fastText cannot load {path}: {exc}") from exc
-    _probe(model, path)
+        raise CorruptFileError(f"fastText cannot load {name}: {exc}") from exc
+    _probe(model, name)
     return model
+
+
+def _load_model_bytes(data: bytes, folder: Path) -> Any:
+    """The ``model.bin`` of a saved folder, from the bytes its checked snapshot read.
+
+    fastText loads from a path only: the bytes go to a private temporary file, so a
+    save that replaces the folder meanwhile cannot mix two versions.
+    """
+    with tempfile.TemporaryDirectory(prefix="embedkit-fasttext-") as tmp:
+        file = Path(tmp) / MODEL_FILE
+        file.write_bytes(data)
+        return _load_model(file, folder / MODEL_FILE)
 
 
 def _model_words(model: Any, path: Path | None) -> WordVectors:

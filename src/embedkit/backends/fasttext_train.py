@@ -40,7 +40,7 @@ def train_fasttext(
     workers: int = 1,
     tokenizer: str | Tokenizer = "words",
     pooling: str = "mean",
-    oov: str = "skip",
+    on_oov: str = "skip",
 ) -> FastTextEmbedder:
     """fastText vectors with character n-grams of ``minn..maxn`` (``maxn=0``: none).
 
@@ -93,6 +93,6 @@ def train_fasttext(
         except (RuntimeError, ValueError) as exc:
             raise BackendError(f"fastText cannot read the trained model: {exc}") from exc
     embedder = FastTextEmbedder.from_model(
-        trained, tokenizer=tokenizer_name, pooling=pooling, oov=oov
+        trained, tokenizer=tokenizer_name, pooling=pooling, on_oov=on_oov
     )
     return fit_pooling(embedder, corpus)

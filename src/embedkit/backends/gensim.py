@@ -7,11 +7,13 @@ pickles only with ``allow_pickle=True``) are read by :mod:`embedkit.words.files`
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
-from embedkit.errors import ConfigError
-from embedkit.words.embedder import StaticEmbedder, check_limit, locate, read_folder
+from embedkit import _folder
+from embedkit.errors import ConfigError, CorruptFileError, EmbedkitWarning
+from embedkit.words.embedder import StaticEmbedder
 from embedkit.words.files import (
     from_keyed_vectors,
     read_glove,
@@ -20,11 +22,13 @@ from embedkit.words.files import (
     to_keyed_vectors,
 )
 from embedkit.words.pooling import Pooling
-from embedkit.words.vectors import WordVectors, is_saved_words
+from embedkit.words.saved import check_limit, locate, read_folder
+from embedkit.words.vectors import KIND, WordVectors
 
 __all__ = [
     "GloVeEmbedder",
     "Word2VecEmbedder",
+    "cached_glove",
     "from_keyed_vectors",
     "read_glove",
     "read_keyed_vectors",
@@ -45,7 +49,7 @@ class _FileEmbedder(StaticEmbedder):
         *,
         tokenizer: str | None = None,
         pooling: str | None = None,
-        oov: str | None = None,
+        on_oov: str | None = None,
         fit_corpus: str | None = None,
         mmap: bool = False,
         limit: int | None = None,
@@ -56,9 +60,10 @@ class _FileEmbedder(StaticEmbedder):
         config: dict[str, Any] = {}
         weights: Pooling | None = None
         if path.is_dir():
-            words, config, weights = read_folder(path, mmap=mmap, limit=limit)
+            saved = read_folder(path, mmap=mmap, limit=limit)
+            words, config, weights = saved.words, saved.config, saved.pooling
         else:
-            words = self._read(path, limit, **read_options)
+            words = self._read(path, limit, mmap=mmap, **read_options)
         self._init_loaded(
             words,
             path,
@@ -66,7 +71,7 @@ class _FileEmbedder(StaticEmbedder):
             weights,
             tokenizer=tokenizer,
             pooling=pooling,
-            oov=oov,
+            on_oov=on_oov,
             fit_corpus=fit_corpus,
             limit=limit,
         )
@@ -93,7 +98,7 @@ class Word2VecEmbedder(_FileEmbedder):
         allow_pickle: bool = False,
         tokenizer: str | None = None,
         pooling: str | None = None,
-        oov: str | None = None,
+        on_oov: str | None = None,
         fit_corpus: str | None = None,
         mmap: bool = False,
         limit: int | None = None,
@@ -102,7 +107,7 @@ class Word2VecEmbedder(_FileEmbedder):
             model,
             tokenizer=tokenizer,
             pooling=pooling,
-            oov=oov,
+            on_oov=on_oov,
             fit_corpus=fit_corpus,
             mmap=mmap,
             limit=limit,
@@ -113,7 +118,7 @@ class Word2VecEmbedder(_FileEmbedder):
     def _read(self, path: Path, limit: int | None, **read_options: Any) -> WordVectors:
         if read_options.get("allow_pickle"):
             words = read_keyed_vectors(path, allow_pickle=True)
-            return words if limit is None else words.restrict(limit)
+            return words if limit is None else words.limit(limit)
         with open(path, "rb") as fh:
             head = fh.read(2)
         if head == b"\x80\x04" or head[:1] == b"\x80":
@@ -127,8 +132,10 @@ class Word2VecEmbedder(_FileEmbedder):
 class GloVeEmbedder(_FileEmbedder):
     """``glove:<path>``: GloVe text vectors (no header line) or a native folder.
 
-    ``cache=True`` keeps a native copy in ``<path>.embedkit/`` (rebuilt when the
-    text file's size or modification time changes) and loads from it afterwards.
+    ``cache=True`` keeps a native copy in ``<path>.embedkit/`` (:func:`cached_glove`)
+    and loads from it afterwards (``mmap=True`` maps it). The cache is a loading
+    detail, not part of the identity: the spec names the text file either way, and
+    the vectors are the same.
     """
 
     backend = "glove"
@@ -139,37 +146,63 @@ class GloVeEmbedder(_FileEmbedder):
         *,
         tokenizer: str | None = None,
         pooling: str | None = None,
-        oov: str | None = None,
+        on_oov: str | None = None,
         fit_corpus: str | None = None,
         mmap: bool = False,
         limit: int | None = None,
         cache: bool = False,
     ) -> None:
-        path = Path(model).expanduser() if model else None
-        if cache and path is not None and path.is_file():
-            model = str(cached_glove(path))
         super().__init__(
             model,
             tokenizer=tokenizer,
             pooling=pooling,
-            oov=oov,
+            on_oov=on_oov,
             fit_corpus=fit_corpus,
             mmap=mmap,
             limit=limit,
+            cache=cache,
         )
 
     def _read(self, path: Path, limit: int | None, **read_options: Any) -> WordVectors:
+        if read_options.get("cache"):
+            words = cached_glove(path, mmap=bool(read_options.get("mmap")))
+            return words if limit is None else words.limit(limit)
         return read_glove(path, limit=limit)
 
 
-def cached_glove(path: str | os.PathLike[str]) -> Path:
-    """The native folder ``<path>.embedkit/`` for a GloVe text file, built if stale."""
+def cache_folder(path: str | os.PathLike[str]) -> Path:
+    """Where :func:`cached_glove` keeps the native copy of a GloVe file: ``<path>.embedkit/``."""
     source = Path(path)
-    folder = source.with_name(source.name + ".embedkit")
+    return source.with_name(source.name + ".embedkit")
+
+
+def cached_glove(path: str | os.PathLike[str], *, mmap: bool = False) -> WordVectors:
+    """The vectors of a GloVe text file, through its native copy ``<path>.embedkit/``.
+
+    The copy is an embedkit folder whose manifest ``meta["source"]`` records the
+    text file's size and ``mtime_ns``; when they no longer match (or the copy fails
+    its checks) it is rebuilt from the text file in one atomic write.
+    """
+    source = Path(path)
+    folder = cache_folder(source)
     stat = source.stat()
-    stamp = f"{stat.st_size}:{stat.st_mtime_ns}"
-    marker = folder / "source.txt"
-    if not (is_saved_words(folder) and marker.is_file() and marker.read_text() == stamp):
-        read_glove(source).save(folder)
-        marker.write_text(stamp)
-    return folder
+    stamp = {"bytes": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+    if _folder.is_folder(folder):
+        try:
+            with _folder.read(folder, KIND) as snapshot:
+                if snapshot.meta.get("source") == stamp:
+                    return WordVectors.from_snapshot(snapshot, mmap=mmap)
+        except CorruptFileError as exc:
+            warnings.warn(
+                f"the GloVe cache {folder} is damaged ({exc}); rebuilding it from {source}",
+                EmbedkitWarning,
+                stacklevel=2,
+            )
+    words = read_glove(source)
+    with _folder.FolderWriter(folder, KIND) as writer:
+        meta = words.write_files(writer)
+        writer.commit({**meta, "source": stamp})
+    if not mmap:
+        return words
+    with _folder.read(folder, KIND) as snapshot:
+        return WordVectors.from_snapshot(snapshot, mmap=True)

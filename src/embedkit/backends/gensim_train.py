@@ -45,12 +45,13 @@ def train_word2vec(
     workers: int = 1,
     tokenizer: str | Tokenizer = "words",
     pooling: str = "mean",
-    oov: str = "skip",
+    on_oov: str = "skip",
 ) -> Word2VecEmbedder:
     """Word2Vec with negative sampling: CBOW (``sg=0``) or skip-gram (``sg=1``), by gensim.
 
     Returns a ``word2vec`` embedder whose vocabulary is sorted by falling count
-    (``words.counts`` holds the counts); ``idf``/``sif`` pooling is fitted on ``corpus``.
+    (``words.counts`` holds the counts); ``idf``/``sif`` pooling is fitted on ``corpus``;
+    ``on_oov`` is its OOV policy (``"skip"``, ``"zero"``, ``"error"``).
     """
     if sg not in (0, 1):
         raise ConfigError(f"sg must be 0 (CBOW) or 1 (skip-gram), got {sg!r}")
@@ -79,7 +80,7 @@ def train_word2vec(
         except (RuntimeError, ValueError) as exc:
             raise BackendError(f"gensim Word2Vec training failed: {exc}") from exc
     embedder = Word2VecEmbedder.from_words(
-        from_keyed_vectors(model.wv), tokenizer=tokenizer_name, pooling=pooling, oov=oov
+        from_keyed_vectors(model.wv), tokenizer=tokenizer_name, pooling=pooling, on_oov=on_oov
     )
     return fit_pooling(embedder, corpus)
 
@@ -90,7 +91,7 @@ def train_glove(
     dim: int = 50,
     window: int = 10,
     min_count: int = 5,
-    max_vocab: int | None = None,
+    limit: int | None = None,
     symmetric: bool = True,
     epochs: int = 25,
     x_max: float = 100.0,
@@ -100,12 +101,13 @@ def train_glove(
     seed: int = 0,
     tokenizer: str | Tokenizer = "words",
     pooling: str = "mean",
-    oov: str = "skip",
+    on_oov: str = "skip",
     on_epoch: Callable[[int, float], None] | None = None,
 ) -> TrainedGloVe:
-    """GloVe vectors (``W + C``) trained on ``corpus``; see :mod:`embedkit.glove`.
+    """GloVe vectors (``W + C``) trained on ``corpus``; see :mod:`embedkit.words.glove`.
 
-    Two streamed passes build the vocabulary and the co-occurrence matrix; then
+    Two streamed passes build the vocabulary (words seen ``min_count`` times; with
+    ``limit``, only the ``limit`` most frequent of them) and the co-occurrence matrix; then
     :func:`~embedkit.words.glove.fit_glove` runs ``epochs`` of AdaGrad. The paper's
     ``x_max=100`` suits corpora of billions of tokens; on small corpora (say under
     a few million tokens) ``x_max=10`` gives markedly better neighbours.
@@ -115,7 +117,7 @@ def train_glove(
     stream = TokenizedCorpus(corpus, tokenizer)
     tokenizer_name = stream.check_named()
     with spooled(stream) as tokens:
-        words, counts = build_vocab(tokens, min_count=min_count, max_vocab=max_vocab)
+        words, counts = build_vocab(tokens, min_count=min_count, limit=limit)
         check_vocab(len(words), min_count)
         vocab = {w: i for i, w in enumerate(words)}
         matrix = cooccurrence(tokens, vocab, window=window, symmetric=symmetric)
@@ -134,7 +136,7 @@ def train_glove(
         WordVectors(words, fit.vectors, counts=counts),
         tokenizer=tokenizer_name,
         pooling=pooling,
-        oov=oov,
+        on_oov=on_oov,
     )
     embedder.fit = fit
     return fit_pooling(embedder, corpus)
@@ -151,5 +153,5 @@ class TrainedGloVe(GloVeEmbedder):
 
     @property
     def loss_history(self) -> list[float]:
-        """``J / nnz`` after each epoch (see :mod:`embedkit.glove`)."""
+        """``J / nnz`` after each epoch (see :mod:`embedkit.words.glove`)."""
         return list(self.fit.loss_history)

@@ -7,15 +7,17 @@ them (:mod:`embedkit.words.pooling` has the formulas)::
     embed(texts)[t] = pool(vectors of tokenize(texts[t]))      shape (len(texts), dim)
 
 The spec names the vectors (a path or a content id), the tokenizer, the pooling,
-the OOV policy, ``limit`` (when only the first rows of a file are kept) and, for
+the OOV policy ``on_oov``, ``limit`` (when only the first rows of a file are kept) and, for
 ``idf``/``sif``, the fitted weights (``fit_corpus`` = the corpus file they were fitted
 on, or their content id ``sha256:...``), so that two embedders giving different
-vectors never share a spec, and ``embedkit.load(embedder.spec)`` rebuilds it.
+vectors never share a spec, and ``embedkit.load(embedder.spec)`` rebuilds it. (A
+content id names vectors that exist only in memory: ``load`` says to save them first.)
 
-:meth:`StaticEmbedder.save` writes a native folder (the :class:`WordVectors`
-files plus ``embedder.json`` and the pooling weights) that
-``load("<backend>:<folder>")`` reloads in well under a second. The file backends
-(``word2vec``, ``glove``, ``fasttext``) share :func:`locate`, :func:`read_folder` and
+:meth:`StaticEmbedder.save` writes a native folder in one atomic write (the
+:class:`WordVectors` files, the settings and the pooling weights: see
+:mod:`embedkit.words.saved`) that ``load("<backend>:<folder>")`` reloads in well under
+a second. The file backends (``word2vec``, ``glove``, ``fasttext``) share
+:func:`~embedkit.words.saved.locate`, :func:`~embedkit.words.saved.read_folder` and
 :meth:`StaticEmbedder._init_loaded`, so a folder's saved settings and weights are
 reused, or refitted, the same way by all of them.
 """
@@ -23,7 +25,6 @@ reused, or refitted, the same way by all of them.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -33,32 +34,18 @@ from typing import Any, ClassVar, TypeVar
 import numpy as np
 from numpy.typing import NDArray
 
+from embedkit import _folder
 from embedkit.errors import ConfigError, CorruptFileError
 from embedkit.protocol import BaseEmbedder
 from embedkit.spec import OptionValue
 from embedkit.validation import check_texts
-from embedkit.words.pooling import (
-    OOV_POLICIES,
-    POOLINGS,
-    OOVPolicy,
-    Pooling,
-    PoolingName,
-    encode,
-    paused_gc,
-)
+from embedkit.words.pooling import POOLINGS, OnOOV, Pooling, check_on_oov, encode, paused_gc
+from embedkit.words.saved import write_folder
 from embedkit.words.tokenize import Tokenizer, get_tokenizer
-from embedkit.words.vectors import WordVectors, is_saved_words
+from embedkit.words.vectors import WordVectors
 
-__all__ = [
-    "PooledTexts",
-    "StaticEmbedder",
-    "check_limit",
-    "locate",
-    "read_embedder_config",
-    "read_folder",
-]
+__all__ = ["PooledTexts", "StaticEmbedder"]
 
-CONFIG_FILE = "embedder.json"
 T = TypeVar("T", bound="StaticEmbedder")
 
 
@@ -88,7 +75,7 @@ class StaticEmbedder(BaseEmbedder):
         source: str,
         tokenizer: str = "words",
         pooling: str = "mean",
-        oov: str = "skip",
+        on_oov: str = "skip",
         weights: Pooling | None = None,
         fit_corpus: str | None = None,
     ) -> None:
@@ -96,12 +83,10 @@ class StaticEmbedder(BaseEmbedder):
             raise ConfigError(f"words must be a WordVectors, got {type(words).__name__}")
         if pooling not in POOLINGS:
             raise ConfigError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
-        if oov not in OOV_POLICIES:
-            raise ConfigError(f"oov must be one of {OOV_POLICIES}, got {oov!r}")
+        self.on_oov: OnOOV = check_on_oov(on_oov)
         self._words = words
         self.source = str(source)
         self._tokenizer: Tokenizer = get_tokenizer(tokenizer)
-        self.oov: OOVPolicy = oov  # type: ignore[assignment]
         self.fit_corpus: str | None = None
         self.limit: int | None = None  # set by the file backends: only the first rows were kept
         self._pooling = weights if weights is not None else Pooling(pooling)  # type: ignore[arg-type]
@@ -116,8 +101,10 @@ class StaticEmbedder(BaseEmbedder):
         if fit_corpus.startswith("sha256:"):
             if weights is None or self._pooling_id() != fit_corpus:
                 raise ConfigError(
-                    f"pooling weights {fit_corpus} are not available: give fit_corpus as a corpus "
-                    "file, or load the native folder they were saved in"
+                    f"pooling weights {fit_corpus} are not available: they were fitted in memory "
+                    "and exist only in the native folder they were saved in (embedder.save("
+                    f"folder), then load '{self.backend}:<folder>'); or give fit_corpus as a "
+                    "corpus file to fit them again"
                 )
         elif weights is None:
             self.fit_pooling(Path(fit_corpus))
@@ -158,7 +145,7 @@ class StaticEmbedder(BaseEmbedder):
         options: dict[str, OptionValue] = {
             "tokenizer": self._tokenizer.name,
             "pooling": self._pooling.method,
-            "oov": self.oov,
+            "on_oov": self.on_oov,
         }
         if self.limit is not None:
             options["limit"] = self.limit
@@ -175,7 +162,7 @@ class StaticEmbedder(BaseEmbedder):
         *,
         tokenizer: str | None,
         pooling: str | None,
-        oov: str | None,
+        on_oov: str | None,
         fit_corpus: str | None,
         limit: int | None,
     ) -> None:
@@ -217,7 +204,7 @@ class StaticEmbedder(BaseEmbedder):
             source=str(path),
             tokenizer=tokenizer,
             pooling=method,
-            oov=oov or config.get("oov", "skip"),
+            on_oov=on_oov or config.get("on_oov", "skip"),
             weights=weights,
             fit_corpus=fit_corpus,
         )
@@ -239,13 +226,13 @@ class StaticEmbedder(BaseEmbedder):
         tokenize = self._tokenizer
         with paused_gc():  # 100k token lists otherwise trigger repeated full collections
             token_lists = [tokenize(t) for t in texts]
-        tokens = encode(token_lists, self._words, self.oov)
+        tokens = encode(token_lists, self._words, self.on_oov)
         vectors = self._pooling.pool(tokens, self._words)
         return PooledTexts(vectors, tokens.oov, tokens.n_tokens, tokens.oov_rate)
 
     def embed_tokens(self, token_lists: Sequence[Sequence[str]]) -> NDArray[np.float32]:
         """``(len(token_lists), dim)``: pooled vectors of already tokenised texts."""
-        tokens = encode(token_lists, self._words, self.oov)
+        tokens = encode(token_lists, self._words, self.on_oov)
         return self._pooling.pool(tokens, self._words)
 
     # -- pooling weights -------------------------------------------------------------------
@@ -280,81 +267,20 @@ class StaticEmbedder(BaseEmbedder):
 
     # -- native folder ---------------------------------------------------------------------
     def save(self, path: str | os.PathLike[str]) -> Path:
-        """Write vectors, vocabulary, settings and pooling weights to the folder ``path``."""
-        folder = self._words.save(path)
+        """Write vectors, settings and pooling weights to the folder ``path`` in one atomic write.
+
+        Saved and reloaded (``load("<backend>:<folder>")``), the embedder gives the same
+        vectors, its spec naming the folder.
+        """
         config: dict[str, Any] = {
             "backend": self.backend,
             "source": self.source,
             "tokenizer": self._tokenizer.name,
             "pooling": self._pooling.method,
-            "oov": self.oov,
-            "unseen_weight": self._pooling.unseen_weight,
+            "on_oov": self.on_oov,
             "fit_corpus": self._spec_parts()[1].get("fit_corpus"),
         }
-        for name, part in (
-            ("weights", self._pooling.weights),
-            ("component", self._pooling.component),
-        ):
-            file = folder / f"pooling_{name}.npy"
-            if part is None:
-                file.unlink(missing_ok=True)
-            else:
-                np.save(file, np.ascontiguousarray(part, dtype=np.float32), allow_pickle=False)
-                config[name] = file.name
-        (folder / CONFIG_FILE).write_text(json.dumps(config, indent=2), "utf-8")
-        return folder
+        return write_folder(path, self._words, config, self._pooling, self._save_files)
 
-
-def locate(backend: str, model: str) -> Path:
-    """The existing file or folder named by ``model``, else :class:`ConfigError`."""
-    if not model:
-        raise ConfigError(f"the {backend} backend needs a path: '{backend}:<path>'")
-    path = Path(model).expanduser()
-    if not path.exists():
-        raise ConfigError(f"{backend} vectors not found: {path}")
-    return path
-
-
-def check_limit(limit: int | None) -> int | None:
-    """``limit`` (keep the first rows only) checked: ``None`` or an integer >= 1."""
-    if limit is None:
-        return None
-    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
-        raise ConfigError(f"limit must be an integer >= 1 (the rows kept), got {limit!r}")
-    return limit
-
-
-def read_folder(
-    folder: Path, *, mmap: bool = False, limit: int | None = None
-) -> tuple[WordVectors, dict[str, Any], Pooling | None]:
-    """A native folder's vectors (the first ``limit`` rows), settings and fitted pooling."""
-    if not is_saved_words(folder):
-        raise ConfigError(f"{folder} is a folder without a saved-vectors manifest.json")
-    words = WordVectors.load(folder, mmap=mmap)
-    if limit is not None:
-        words = words.restrict(limit)
-    config, weights = read_embedder_config(folder)
-    return words, config, weights
-
-
-def read_embedder_config(folder: Path) -> tuple[dict[str, Any], Pooling | None]:
-    """``embedder.json`` of a native folder (``{}`` if absent) and its fitted pooling."""
-    file = folder / CONFIG_FILE
-    if not file.is_file():
-        return {}, None
-    try:
-        config: dict[str, Any] = json.loads(file.read_text("utf-8"))
-        method: PoolingName = config.get("pooling", "mean")
-        parts: dict[str, NDArray[np.float32] | None] = {}
-        for name in ("weights", "component"):
-            parts[name] = (
-                np.load(folder / config[name], allow_pickle=False) if name in config else None
-            )
-    except (ValueError, OSError, KeyError) as exc:
-        raise CorruptFileError(f"{file} cannot be read: {exc}") from exc
-    if method == "mean" or parts["weights"] is None:
-        return config, None
-    pooling = Pooling(
-        method, parts["weights"], float(config.get("unseen_weight", 1.0)), parts["component"]
-    )
-    return config, pooling
+    def _save_files(self, writer: _folder.FolderWriter) -> None:
+        """Add backend files to the folder being saved (fastText: its ``model.bin``)."""

@@ -2,7 +2,7 @@
 
 * :func:`evaluate_analogies` -- the Google analogy format (``questions-words.txt``:
   ``": section"`` lines, then ``a b c d`` lines meaning a : b :: c : d). Only the first
-  ``restrict_vocab`` words take part; a question with a word outside them counts as
+  ``limit`` words take part; a question with a word outside them counts as
   OOV (skipped, or wrong with ``dummy4unknown``). The answer is the best of
   ``N[i] · normalize(N[b] - N[a] + N[c])`` over those words, ``a``, ``b``, ``c`` left out
   (3CosAdd). Case-insensitive matching upper-cases everything, and a word with
@@ -15,20 +15,26 @@
 Both follow gensim's ``KeyedVectors.evaluate_word_analogies`` /
 ``evaluate_word_pairs`` rule for rule, so the numbers are equal on the same
 vectors, but all questions are answered by blocked matrix products at once.
+
+Lines that cannot be read as a question or a pair (gensim logs and skips them) are
+skipped too, but never silently: their line numbers (from 1) are in the result's
+``malformed`` field and an :class:`~embedkit.errors.EmbedkitWarning` gives their
+count. Blank lines and ``#`` comments (word pairs) are not malformed.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
-from numpy.typing import NDArray
+from numpy.typing import ArrayLike, NDArray
 
-from embedkit.errors import ConfigError, CorruptFileError
-from embedkit.words.vectors import WordVectors
+from embedkit.errors import ConfigError, CorruptFileError, EmbedkitWarning
+from embedkit.search.kernels import TopK
 
 __all__ = [
     "AnalogyResult",
@@ -41,6 +47,22 @@ __all__ = [
 ]
 
 TOP_N = 5  # gensim looks at the 5 best answers and takes the first that is not an input
+
+
+class Vectors(Protocol):
+    """What the evaluations read of a :class:`~embedkit.words.vectors.WordVectors`."""
+
+    @property
+    def words(self) -> list[str]: ...
+
+    @property
+    def normed(self) -> NDArray[np.float32]: ...
+
+    def __len__(self) -> int: ...
+
+    def analogy_ids(
+        self, a: ArrayLike, b: ArrayLike, c: ArrayLike, k: int, *, limit: int | None = None
+    ) -> TopK: ...
 
 
 @dataclass(frozen=True)
@@ -70,6 +92,7 @@ class AnalogyResult:
     incorrect: int
     oov: int
     questions: int
+    malformed: list[int] = field(default_factory=list)
 
     @property
     def oov_ratio(self) -> float:
@@ -78,79 +101,101 @@ class AnalogyResult:
 
 @dataclass(frozen=True)
 class WordPairsResult:
-    """Pearson r, Spearman rho (no p-values) and the OOV share in percent."""
+    """Pearson r, Spearman rho (no p-values) and the OOV share in percent.
+
+    ``malformed``: line numbers (from 1) of lines that were not ``word1 word2 score``.
+    """
 
     pearson: float
     spearman: float
     oov_ratio: float
     pairs: int
     oov: int
+    malformed: list[int] = field(default_factory=list)
 
 
 def _vocab(
-    words: WordVectors, restrict_vocab: int, case_insensitive: bool
+    words: Vectors, limit: int, case_insensitive: bool
 ) -> tuple[dict[str, int], Callable[[str], str]]:
     key: Callable[[str], str] = str.upper if case_insensitive else str
-    n = min(int(restrict_vocab), len(words))
-    if n <= 0:
-        raise ConfigError(f"restrict_vocab must be positive, got {restrict_vocab}")
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+        raise ConfigError(f"limit must be an integer >= 1 (the first words kept), got {limit!r}")
+    n = min(limit, len(words))
     ok: dict[str, int] = {}
     for i in range(n - 1, -1, -1):  # first (most frequent) case variant wins
         ok[key(words.words[i])] = i
     return ok, key
 
 
+def _lines(path: str | os.PathLike[str]) -> Iterator[tuple[int, str]]:
+    """``(line number from 1, text)`` of a UTF-8 file; a line that is not UTF-8 is corrupt."""
+    with open(path, "rb") as fh:
+        for line_no, raw in enumerate(fh, 1):
+            try:
+                yield line_no, raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise CorruptFileError(f"{path} line {line_no} is not UTF-8: {exc}") from exc
+
+
+def _warn_malformed(path: str | os.PathLike[str], malformed: Sequence[int], what: str) -> None:
+    if malformed:
+        shown = ", ".join(map(str, malformed[:10])) + (", ..." if len(malformed) > 10 else "")
+        warnings.warn(
+            f"{path}: skipped {len(malformed)} malformed lines that are not {what} "
+            f"(lines {shown}); see the result's .malformed",
+            EmbedkitWarning,
+            stacklevel=3,
+        )
+
+
 def evaluate_analogies(
-    words: WordVectors,
+    words: Vectors,
     path: str | os.PathLike[str],
     *,
-    restrict_vocab: int = 300_000,
+    limit: int = 300_000,
     case_insensitive: bool = True,
     dummy4unknown: bool = False,
 ) -> AnalogyResult:
     """Accuracy on an analogy file (see the module docstring)."""
-    ok, key = _vocab(words, restrict_vocab, case_insensitive)
+    ok, key = _vocab(words, limit, case_insensitive)
     names: list[str] = []
     section_of: list[int] = []
     quads: list[tuple[str, str, str, str]] = []
+    malformed: list[int] = []
     dummy = [0]
     oov = questions = 0
-    with open(path, "rb") as fh:
-        for line_no, raw in enumerate(fh):
-            line = raw.decode("utf-8")
-            if line.startswith(": "):
-                names.append(line.lstrip(": ").strip())
-                dummy.append(0)
-                continue
-            if not names:
-                raise CorruptFileError(
-                    f"missing section header before line {line_no + 1} in {path}"
-                )
-            fields = [key(w) for w in line.split()]
-            if len(fields) != 4:
-                continue
-            questions += 1
-            if any(w not in ok for w in fields):
-                oov += 1
-                dummy[len(names)] += int(dummy4unknown)
-                continue
-            section_of.append(len(names) - 1)
-            quads.append((fields[0], fields[1], fields[2], fields[3]))
+    for line_no, line in _lines(path):
+        if line.startswith(": "):
+            names.append(line.lstrip(": ").strip())
+            dummy.append(0)
+            continue
+        if not names:
+            raise CorruptFileError(f"missing section header before line {line_no} in {path}")
+        fields = [key(w) for w in line.split()]
+        if len(fields) != 4:
+            if fields:
+                malformed.append(line_no)
+            continue
+        questions += 1
+        if any(w not in ok for w in fields):
+            oov += 1
+            dummy[len(names)] += int(dummy4unknown)
+            continue
+        section_of.append(len(names) - 1)
+        quads.append((fields[0], fields[1], fields[2], fields[3]))
+    _warn_malformed(path, malformed, "'a b c d' questions")
     if questions == 0:
         raise CorruptFileError(f"{path} holds no analogy questions")
     correct = np.zeros(len(names), dtype=np.int64)
     asked = np.zeros(len(names), dtype=np.int64)
     if quads:
         ids = np.asarray([[ok[w] for w in q[:3]] for q in quads], dtype=np.int64)
-        limit = min(int(restrict_vocab), len(words))
         vocab = words.words
-        found = words.analogy_ids(ids[:, 0], ids[:, 1], ids[:, 2], TOP_N, restrict=limit)
+        found = words.analogy_ids(ids[:, 0], ids[:, 1], ids[:, 2], TOP_N, limit=limit)
         rows = found.indices.tolist()
         for q, (quad, row) in enumerate(zip(quads, rows, strict=True)):
             predicted = None
-            for i in row:
-                if i < 0:  # fewer candidates than TOP_N in a tiny vocabulary
-                    break
+            for i in row:  # fewer than TOP_N only in a tiny vocabulary
                 predicted = key(vocab[i])
                 if predicted not in quad[:3]:
                     break
@@ -163,30 +208,33 @@ def evaluate_analogies(
     right = sum(s.correct for s in sections)
     wrong = sum(s.incorrect for s in sections)
     total = right + wrong
-    return AnalogyResult(right / total if total else 0.0, sections, right, wrong, oov, questions)
+    accuracy = right / total if total else 0.0
+    return AnalogyResult(accuracy, sections, right, wrong, oov, questions, malformed)
 
 
 def evaluate_word_pairs(
-    words: WordVectors,
+    words: Vectors,
     path: str | os.PathLike[str],
     *,
     delimiter: str = "\t",
-    restrict_vocab: int = 300_000,
+    limit: int = 300_000,
     case_insensitive: bool = True,
     dummy4unknown: bool = False,
 ) -> WordPairsResult:
     """Correlation with human similarity scores (see the module docstring)."""
-    ok, key = _vocab(words, restrict_vocab, case_insensitive)
+    ok, key = _vocab(words, limit, case_insensitive)
     gold: list[float] = []
     pairs: list[tuple[int, int]] = []
+    malformed: list[int] = []
     oov = 0
-    for line in Path(path).read_text("utf-8").splitlines(keepends=True):
-        if not line or line.startswith("#"):
+    for line_no, line in _lines(path):
+        if not line.strip() or line.startswith("#"):
             continue
         try:
             a, b, score = (key(w) for w in line.split(delimiter))
             value = float(score)
         except ValueError:
+            malformed.append(line_no)
             continue
         if a not in ok or b not in ok:
             oov += 1
@@ -196,6 +244,7 @@ def evaluate_word_pairs(
             continue
         gold.append(value)
         pairs.append((ok[a], ok[b]))
+    _warn_malformed(path, malformed, f"'word1{delimiter!r}word2{delimiter!r}score' pairs")
     if not gold:
         raise CorruptFileError(f"{path} has no usable word pair within the vocabulary")
     ids = np.asarray(pairs, dtype=np.int64)
@@ -206,7 +255,12 @@ def evaluate_word_pairs(
     human = np.asarray(gold, dtype=np.float64)
     evaluated = len(gold) if dummy4unknown else len(gold) + oov
     return WordPairsResult(
-        pearson(human, model), spearman(human, model), 100.0 * oov / evaluated, len(gold), oov
+        pearson(human, model),
+        spearman(human, model),
+        100.0 * oov / evaluated,
+        len(gold),
+        oov,
+        malformed,
     )
 
 

@@ -7,7 +7,7 @@ Formats read (numpy only, no gensim needed):
   float32 values (optionally followed by a newline);
 * GloVe text: word2vec text without the header line;
 * a native folder written by :meth:`WordVectors.save` / ``StaticEmbedder.save``
-  (``vectors.npy`` + ``vocab.json``; ``mmap=True`` maps the matrix);
+  (an :mod:`embedkit._folder` folder: ``WordVectors.load``; ``mmap=True`` maps the matrix);
 * gensim's own ``KeyedVectors.save`` files, which are pickles: only with
   ``allow_pickle=True``, because unpickling a file can run arbitrary code.
 
@@ -22,6 +22,7 @@ its position, counted from 1).
 from __future__ import annotations
 
 import os
+import pickle
 import warnings
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -30,7 +31,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from embedkit._optional import require
-from embedkit.errors import BackendError, ConfigError, CorruptFileError
+from embedkit.errors import ConfigError, CorruptFileError
 from embedkit.words.vectors import WordVectors
 
 __all__ = [
@@ -83,9 +84,17 @@ def read_keyed_vectors(path: str | os.PathLike[str], *, allow_pickle: bool = Fal
     gensim_models = require("gensim.models", "gensim")
     try:
         kv = gensim_models.KeyedVectors.load(str(path))
-    except Exception as exc:  # pickle/IO errors of any kind, translated at the boundary
-        raise BackendError(f"gensim cannot load {path}: {exc}") from exc
-    words = from_keyed_vectors(getattr(kv, "wv", kv))
+    except (pickle.UnpicklingError, EOFError) as exc:  # not a pickle, or a truncated one
+        raise CorruptFileError(f"{path} is not a readable gensim KeyedVectors file: {exc}") from exc
+    except (AttributeError, TypeError, ValueError) as exc:  # another object, another gensim
+        raise CorruptFileError(
+            f"{path} is not a gensim KeyedVectors file this gensim can read: {exc}"
+        ) from exc
+    # OSError (missing file, permission, disk) and ImportError keep their meaning
+    kv = getattr(kv, "wv", kv)
+    if not hasattr(kv, "index_to_key") or not hasattr(kv, "vectors"):
+        raise CorruptFileError(f"{path} holds a {type(kv).__name__}, not gensim KeyedVectors")
+    words = from_keyed_vectors(kv)
     _check_finite(Path(path), words.words, words.vectors, 0, "word")
     return words
 

@@ -42,17 +42,22 @@ __all__ = ["GloVeFit", "build_vocab", "cooccurrence", "fit_glove", "glove_weight
 
 
 def build_vocab(
-    texts: Iterable[Sequence[str]], *, min_count: int = 5, max_vocab: int | None = None
+    texts: Iterable[Sequence[str]], *, min_count: int = 5, limit: int | None = None
 ) -> tuple[list[str], NDArray[np.int64]]:
-    """``(words, counts)`` by falling count (ties alphabetical), ``counts >= min_count``."""
+    """``(words, counts)`` by falling count (ties alphabetical), ``counts >= min_count``.
+
+    ``limit`` keeps the first (most frequent) words only.
+    """
     counter: Counter[str] = Counter()
     for tokens in texts:
         counter.update(tokens)
     items = sorted(
         (kv for kv in counter.items() if kv[1] >= min_count), key=lambda kv: (-kv[1], kv[0])
     )
-    if max_vocab is not None:
-        items = items[:max_vocab]
+    if limit is not None:
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise ConfigError(f"limit must be an integer >= 1 (the words kept), got {limit!r}")
+        items = items[:limit]
     return [w for w, _ in items], np.asarray([c for _, c in items], dtype=np.int64)
 
 

@@ -13,12 +13,12 @@ containing the word; ``p`` is the word's relative frequency in that corpus and
 vectors (Arora et al., 2017, with ``a = 1e-3``). Words unseen in the fitting corpus
 get the largest weight (``df = 0``, ``p = 0``).
 
-OOV policy for tokens without a vector (fastText vectors have none: their subword
-model builds one):
+The OOV policy ``on_oov`` for tokens without a vector (fastText vectors have none:
+their subword model builds one):
 
 * ``"skip"``  leave them out (``|t|`` counts only known tokens);
 * ``"zero"``  count them as zero vectors;
-* ``"error"`` raise :class:`~embedkit.words.vectors.OutOfVocabularyError` naming the rows.
+* ``"error"`` raise :class:`~embedkit.errors.OutOfVocabularyError` naming the rows.
 
 A text left with no token (all OOV under ``"skip"``, or no word at all) pools to
 the zero vector, never NaN. Pooling is one sparse ``(texts × vocabulary)``
@@ -38,23 +38,24 @@ import numpy as np
 from numpy.typing import NDArray
 
 from embedkit._optional import require
-from embedkit.errors import ConfigError, DimensionMismatchError
-from embedkit.words.vectors import OutOfVocabularyError, WordVectors
+from embedkit.errors import ConfigError, DimensionMismatchError, OutOfVocabularyError
+from embedkit.words.vectors import WordVectors
 
 __all__ = [
-    "OOV_POLICIES",
+    "ON_OOV_CHOICES",
     "POOLINGS",
-    "OOVPolicy",
+    "OnOOV",
     "Pooling",
     "PoolingName",
     "Tokens",
+    "check_on_oov",
     "encode",
     "paused_gc",
 ]
 
-OOVPolicy = Literal["skip", "zero", "error"]
+OnOOV = Literal["skip", "zero", "error"]
 PoolingName = Literal["mean", "idf", "sif"]
-OOV_POLICIES: tuple[str, ...] = get_args(OOVPolicy)
+ON_OOV_CHOICES: tuple[str, ...] = get_args(OnOOV)
 POOLINGS: tuple[str, ...] = get_args(PoolingName)
 SIF_A = 1e-3
 
@@ -102,19 +103,25 @@ def paused_gc() -> Iterator[None]:
             gc.enable()
 
 
+def check_on_oov(value: object) -> OnOOV:
+    """``value`` if it is an OOV policy, else :class:`ConfigError` naming the choices."""
+    if value not in ON_OOV_CHOICES:
+        raise ConfigError(f"on_oov must be one of {ON_OOV_CHOICES}, got {value!r}")
+    return value  # type: ignore[return-value]
+
+
 def encode(
-    token_lists: Sequence[Sequence[str]], words: WordVectors, oov: OOVPolicy = "skip"
+    token_lists: Sequence[Sequence[str]], words: WordVectors, on_oov: OnOOV = "skip"
 ) -> Tokens:
-    """Map tokenised texts to vocabulary rows under the ``oov`` policy."""
-    if oov not in OOV_POLICIES:
-        raise ConfigError(f"oov must be one of {OOV_POLICIES}, got {oov!r}")
+    """Map tokenised texts to vocabulary rows under the ``on_oov`` policy."""
+    on_oov = check_on_oov(on_oov)
     with paused_gc():
         lengths = np.fromiter(map(len, token_lists), np.int64, len(token_lists))
-        return _encode(list(chain.from_iterable(token_lists)), lengths, words, oov)
+        return _encode(list(chain.from_iterable(token_lists)), lengths, words, on_oov)
 
 
 def _encode(
-    flat: list[str], lengths: NDArray[np.int64], words: WordVectors, oov: OOVPolicy
+    flat: list[str], lengths: NDArray[np.int64], words: WordVectors, on_oov: OnOOV
 ) -> Tokens:
     n_texts = len(lengths)
     n_tokens = lengths
@@ -134,13 +141,13 @@ def _encode(
         for j in missing.tolist():
             ids[j] = len(words) + positions.setdefault(flat[j], len(positions))
         extra = list(positions)
-    elif missing.size and oov == "error":
+    elif missing.size and on_oov == "error":
         bad = [(t, "out of vocabulary: " + ", ".join(o)) for t, o in enumerate(per_text) if o]
         raise OutOfVocabularyError(
-            f"{len(bad)} of {n_texts} texts have out-of-vocabulary tokens (oov='error')",
+            f"{len(bad)} of {n_texts} texts have out-of-vocabulary tokens (on_oov='error')",
             bad,
         )
-    elif missing.size and oov == "skip":
+    elif missing.size and on_oov == "skip":
         keep = ids >= 0
         ids = ids[keep]
         lengths = np.bincount(owner[keep], minlength=n_texts).astype(np.int64)

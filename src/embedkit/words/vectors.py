@@ -3,7 +3,8 @@
 A :class:`WordVectors` holds ``words[i]`` and its vector ``vectors[i]`` (float32,
 ``(n, dim)``), optionally corpus ``counts[i]`` and a ``subword`` function that
 builds vectors for out-of-vocabulary words (fastText). Rows are kept in the
-given order (by convention most frequent first, which ``restrict_vocab`` relies on).
+given order (by convention most frequent first, which :meth:`WordVectors.limit`
+and the evaluations' ``limit`` rely on).
 
 Array contracts (``N = normalize(vectors)``, computed once and kept):
 
@@ -17,15 +18,17 @@ Array contracts (``N = normalize(vectors)``, computed once and kept):
 * ``doesnt_match(words)``: the word whose ``N`` row has the lowest dot product
   with ``normalize(mean(N[words]))``.
 
-Batched variants (``most_similar_batch``, ``analogy_batch``) answer many queries
-with one blocked matrix product (:func:`embedkit.search.kernels.search`).
+Searches run on the one exact kernel (:func:`embedkit.search.kernels.search`, ties
+to the lower row) via :mod:`embedkit.words.ranking`; the batched variants answer
+many queries in one blocked product. Where fewer than ``k`` rows remain once the
+query words are left out, fewer results come back (never padding).
 
-Saved form (:meth:`WordVectors.save`), a folder, no pickle::
-
-    manifest.json   format, version, count, dim, sha256 and size of each file
-    vectors.npy     float32 (n, dim); ``load(mmap=True)`` maps it
-    vocab.json      the n words, in row order
-    counts.npy      int64 (n,), only when counts are known
+Saved form (:meth:`WordVectors.save`): an :mod:`embedkit._folder` folder of kind
+``"words"`` (every file's size and sha256 in the manifest, atomic swap, no pickle),
+``meta`` = ``{"count": n, "dim": dim}``, files ``vectors.npy`` (float32 ``(n, dim)``,
+mapped by ``load(mmap=True)``), ``vocab.json`` (the words in row order) and
+``counts.npy`` (int64, when known). ``StaticEmbedder.save`` adds its settings and
+pooling weights in the same single write (:mod:`embedkit.words.saved`).
 """
 
 from __future__ import annotations
@@ -34,52 +37,35 @@ import hashlib
 import json
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from embedkit import _folder
 from embedkit.errors import (
     ConfigError,
     CorruptFileError,
     DimensionMismatchError,
     InvalidInputError,
+    OutOfVocabularyError,
 )
-from embedkit.search.kernels import TopK, as_matrix, normalize, search, top_k
+from embedkit.search.kernels import TopK, as_matrix, normalize
+from embedkit.words.evaluate import (
+    AnalogyResult,
+    WordPairsResult,
+    evaluate_analogies,
+    evaluate_word_pairs,
+)
+from embedkit.words.ranking import Neighbor, cosmul, search_excluding
 
-if TYPE_CHECKING:
-    from embedkit.words.evaluate import AnalogyResult, WordPairsResult
+__all__ = ["KIND", "Neighbor", "OutOfVocabularyError", "Subword", "WordVectors"]
 
-__all__ = [
-    "Neighbor",
-    "OutOfVocabularyError",
-    "Subword",
-    "WordVectors",
-]
-
-FORMAT = "embedkit-words"
-VERSION = 1
+KIND = "words"  # the embedkit folder kind of saved vectors and static embedders
 Subword = Callable[[Sequence[str]], NDArray[np.float32]]
 AnalogyMethod = Literal["add", "mul"]
-COSMUL_EPS = 1e-6
-FAST_SEARCH_MIN = 2**24  # query x vocabulary size from which fast_search pays off
-
-
-class OutOfVocabularyError(InvalidInputError, KeyError):
-    """Words without a vector; ``rows`` holds ``(position, word)`` for each of them."""
-
-    def __str__(self) -> str:
-        return str(self.args[0]) if self.args else ""
-
-
-@dataclass(frozen=True)
-class Neighbor:
-    """One search result: a word and its cosine score (or 3CosMul score)."""
-
-    word: str
-    score: float
+LookupOOV = Literal["error", "zero"]
 
 
 class WordVectors:
@@ -183,7 +169,7 @@ class WordVectors:
         digest.update(np.ascontiguousarray(self._vectors).tobytes())
         return "sha256:" + digest.hexdigest()[:12]
 
-    def restrict(self, n: int) -> WordVectors:
+    def limit(self, n: int) -> WordVectors:
         """The first ``n`` words (the most frequent ones in a frequency-sorted vocabulary)."""
         n = max(0, min(int(n), len(self)))
         counts = None if self._counts is None else self._counts[:n]
@@ -207,17 +193,18 @@ class WordVectors:
             [(0, word)],
         )
 
-    def lookup(
-        self, words: Sequence[str], *, oov: Literal["error", "zero"] = "error"
-    ) -> NDArray[np.float32]:
+    def lookup(self, words: Sequence[str], *, on_oov: LookupOOV = "error") -> NDArray[np.float32]:
         """``(len(words), dim)`` float32 with ``res[i] = vector(words[i])``.
 
         Words with no row use the subword model when there is one; otherwise
-        ``oov="error"`` raises :class:`OutOfVocabularyError` naming every such word
-        and ``oov="zero"`` gives them zero rows.
+        ``on_oov="error"`` raises :class:`OutOfVocabularyError` naming every such word
+        and ``on_oov="zero"`` gives them zero rows. (``"skip"`` does not apply: the
+        result has one row per word; filter with :meth:`oov` first.)
         """
-        if oov not in ("error", "zero"):
-            raise ConfigError(f"oov must be 'error' or 'zero', got {oov!r}")
+        if on_oov not in ("error", "zero"):
+            raise ConfigError(
+                f"lookup's on_oov must be 'error' or 'zero' (one row per word), got {on_oov!r}"
+            )
         ids = np.fromiter((self._index.get(w, -1) for w in words), np.int64, len(words))
         out = np.zeros((len(words), self.dim), dtype=np.float32)
         known = ids >= 0
@@ -225,7 +212,7 @@ class WordVectors:
         missing = np.flatnonzero(~known)
         if missing.size and self.subword is not None:
             out[missing] = self.subword([words[i] for i in missing.tolist()])
-        elif missing.size and oov == "error":
+        elif missing.size and on_oov == "error":
             raise OutOfVocabularyError(
                 f"{missing.size} of {len(words)} words are out of vocabulary",
                 [(i, words[i]) for i in missing.tolist()],
@@ -246,9 +233,7 @@ class WordVectors:
 
     def most_similar(self, query: str | ArrayLike, k: int = 10) -> list[Neighbor]:
         """The ``k`` words nearest to a word (itself excluded) or to a ``(dim,)`` vector."""
-        if isinstance(query, str):
-            return self.most_similar_batch([query], k)[0]
-        return self._neighbors(self._search(self._query_matrix(query), k, [[]]))[0]
+        return self.most_similar_batch([query] if isinstance(query, str) else query, k)[0]
 
     def most_similar_batch(
         self, queries: Sequence[str] | ArrayLike, k: int = 10
@@ -261,8 +246,7 @@ class WordVectors:
         else:
             matrix = self._query_matrix(queries)
             exclude = [[] for _ in range(matrix.shape[0])]
-        found = self._search(matrix, k, exclude)
-        return self._neighbors(found)
+        return search_excluding(matrix, self.normed, k, exclude).neighbors(self.words)
 
     def analogy(
         self, a: str, b: str, c: str, k: int = 10, *, method: AnalogyMethod = "add"
@@ -287,25 +271,26 @@ class WordVectors:
         units = normalize(self.lookup(flat)).reshape(len(questions), 3, self.dim)
         exclude = [[self._index.get(w, -1) for w in q] for q in questions]
         if method == "add":
-            found = self._search(normalize(units[:, 1] - units[:, 0] + units[:, 2]), k, exclude)
-        else:
-            found = self._cosmul(units, k, exclude)
-        return self._neighbors(found)
+            queries = normalize(units[:, 1] - units[:, 0] + units[:, 2])
+            return search_excluding(queries, self.normed, k, exclude).neighbors(self.words)
+        return cosmul(self.normed, units, k, exclude).neighbors(self.words)
 
     def analogy_ids(
-        self, a: ArrayLike, b: ArrayLike, c: ArrayLike, k: int, *, restrict: int | None = None
+        self, a: ArrayLike, b: ArrayLike, c: ArrayLike, k: int, *, limit: int | None = None
     ) -> TopK:
         """3CosAdd answers for rows ``a, b, c`` (int arrays of length q) among the first
-        ``restrict`` rows: ``TopK`` of shape ``(q, k)``, the three input rows excluded.
+        ``limit`` rows, the three input rows excluded: ``TopK`` of shape ``(q, w)``.
 
-        Scores are ``N[i] · normalize(N[b] - N[a] + N[c])``; used by the evaluation.
+        ``w = min(k, fewest rows left to a question)``: ``k`` unless the vocabulary is
+        tiny; never padded. Scores are ``N[i] · normalize(N[b] - N[a] + N[c])``; used by
+        the evaluation.
         """
         ia, ib, ic = (np.asarray(x, dtype=np.int64) for x in (a, b, c))
-        n = len(self) if restrict is None else min(int(restrict), len(self))
         normed = self.normed
+        n = len(self) if limit is None else max(0, min(int(limit), len(self)))
         queries = normalize(normed[ib] - normed[ia] + normed[ic])
         exclude = np.stack([ia, ib, ic], axis=1).tolist()
-        return self._search(queries, k, exclude, n)
+        return search_excluding(queries, normed[:n], k, exclude).top()
 
     def doesnt_match(self, words: Sequence[str]) -> str:
         """The word farthest from the mean of the normalised vectors of ``words``."""
@@ -317,20 +302,16 @@ class WordVectors:
 
     # -- evaluation ------------------------------------------------------------------
     def evaluate_analogies(
-        self, path: str | os.PathLike[str], *, restrict_vocab: int = 300_000
+        self, path: str | os.PathLike[str], *, limit: int = 300_000, **options: bool
     ) -> AnalogyResult:
         """:func:`embedkit.words.evaluate.evaluate_analogies` on these vectors."""
-        from embedkit.words.evaluate import evaluate_analogies
-
-        return evaluate_analogies(self, path, restrict_vocab=restrict_vocab)
+        return evaluate_analogies(self, path, limit=limit, **options)
 
     def evaluate_word_pairs(
-        self, path: str | os.PathLike[str], *, restrict_vocab: int = 300_000
+        self, path: str | os.PathLike[str], *, limit: int = 300_000, **options: Any
     ) -> WordPairsResult:
         """:func:`embedkit.words.evaluate.evaluate_word_pairs` on these vectors."""
-        from embedkit.words.evaluate import evaluate_word_pairs
-
-        return evaluate_word_pairs(self, path, restrict_vocab=restrict_vocab)
+        return evaluate_word_pairs(self, path, limit=limit, **options)
 
     # -- internals -------------------------------------------------------------------
     def _query_matrix(self, queries: ArrayLike) -> NDArray[np.float32]:
@@ -341,208 +322,65 @@ class WordVectors:
             )
         return normalize(matrix)
 
-    def _search(
-        self,
-        queries: NDArray[np.float32],
-        k: int,
-        exclude: Sequence[Sequence[int]],
-        restrict: int | None = None,
-    ) -> TopK:
-        """Top ``k`` of ``queries @ normed[:restrict].T`` per row, ``exclude[q]`` left out.
-
-        Asks :func:`search` for ``k + max(len(exclude[q]))`` and drops excluded rows, so the
-        result equals a search over the vocabulary without them (ties: lower row first).
-        """
-        normed = self.normed if restrict is None else self.normed[:restrict]
-        extra = max((len(e) for e in exclude), default=0)
-        if queries.shape[0] * normed.shape[0] >= FAST_SEARCH_MIN:
-            found = fast_search(queries, normed, int(k) + extra)
-        else:
-            found = search(queries, normed, int(k) + extra)
-        if extra == 0:
-            return found
-        k = min(int(k), normed.shape[0])
-        excl = np.full((len(exclude), extra), -1, dtype=np.int64)
-        for row, items in enumerate(exclude):
-            excl[row, : len(items)] = items
-        keep = ~(found.indices[:, :, None] == excl[:, None, :]).any(axis=2)
-        order = np.argsort(~keep, axis=1, kind="stable")[:, :k]
-        indices = np.take_along_axis(found.indices, order, axis=1)
-        scores = np.take_along_axis(found.scores, order, axis=1)
-        short = keep.sum(axis=1) < k  # fewer than k candidates survive: mark the tail
-        if short.any():
-            valid = np.take_along_axis(keep, order, axis=1)
-            indices = np.where(valid, indices, -1)
-        return TopK(indices, scores)
-
-    def _cosmul(self, units: NDArray[np.float32], k: int, exclude: Sequence[Sequence[int]]) -> TopK:
-        """3CosMul over the whole vocabulary, in blocks of queries.
-
-        Excluded rows score ``-inf``; where fewer than ``k`` other rows exist they come
-        back with index ``-1`` (dropped by :meth:`_neighbors`), as in :meth:`_search`.
-        """
-        normed = self.normed
-        n = normed.shape[0]
-        k = min(int(k), n)
-        block = max(1, (64 * 2**20) // (4 * 3 * max(n, 1)))
-        indices = np.empty((units.shape[0], k), np.int64)
-        scores = np.empty((units.shape[0], k), np.float32)
-        for q0 in range(0, units.shape[0], block):
-            part = units[q0 : q0 + block]
-            sims = (1.0 + (part.reshape(-1, self.dim) @ normed.T)) / 2.0
-            sims = sims.reshape(part.shape[0], 3, n)
-            value = sims[:, 1] * sims[:, 2] / (sims[:, 0] + COSMUL_EPS)
-            excluded = [[i for i in items if i >= 0] for items in exclude[q0 : q0 + block]]
-            for row, items in enumerate(excluded):
-                value[row, items] = -np.inf
-            found = top_k(value, k)
-            for row, items in enumerate(excluded):
-                found.indices[row, np.isin(found.indices[row], items)] = -1
-            indices[q0 : q0 + block], scores[q0 : q0 + block] = found
-        return TopK(indices, scores)
-
-    def _neighbors(self, found: TopK) -> list[list[Neighbor]]:
-        return [
-            [
-                Neighbor(self.words[int(i)], float(s))
-                for i, s in zip(idx, val, strict=True)
-                if i >= 0
-            ]
-            for idx, val in zip(found.indices, found.scores, strict=True)
-        ]
-
     # -- persistence -----------------------------------------------------------------
     def save(self, path: str | os.PathLike[str]) -> Path:
-        """Write the folder described in the module docstring; returns its path.
+        """Write the folder described in the module docstring atomically; returns its path.
 
         The subword model is not saved (it belongs to its backend's own file).
         """
-        folder = Path(path)
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / "manifest.json").unlink(missing_ok=True)  # an interrupted save stays invalid
-        files = {
-            "vectors.npy": _save_npy(folder / "vectors.npy", self._vectors),
-            "vocab.json": _write_bytes(
-                folder / "vocab.json", json.dumps(self.words, ensure_ascii=False).encode()
-            ),
-        }
+        with _folder.FolderWriter(path, KIND) as writer:
+            return writer.commit(self.write_files(writer))
+
+    def write_files(self, writer: _folder.FolderWriter) -> dict[str, Any]:
+        """Add these vectors' files to an open folder write; returns their manifest ``meta``."""
+        writer.write_npy("vectors.npy", self._vectors)
+        writer.write_bytes("vocab.json", json.dumps(self.words, ensure_ascii=False).encode())
         if self._counts is not None:
-            files["counts.npy"] = _save_npy(folder / "counts.npy", self._counts)
-        manifest = {
-            "format": FORMAT,
-            "version": VERSION,
-            "count": len(self),
-            "dim": self.dim,
-            "files": files,
-        }
-        _write_bytes(folder / "manifest.json", json.dumps(manifest, indent=2).encode())
-        return folder
+            writer.write_npy("counts.npy", self._counts)
+        return {"count": len(self), "dim": self.dim}
 
     @classmethod
     def load(
-        cls, path: str | os.PathLike[str], *, mmap: bool = False, verify: bool = False
+        cls, path: str | os.PathLike[str], *, mmap: bool = False, verify: bool = True
     ) -> WordVectors:
-        """Read a folder written by :meth:`save`.
+        """Read a folder written by :meth:`save` (or by ``StaticEmbedder.save``).
 
-        ``mmap=True`` maps ``vectors.npy`` read-only instead of reading it. File sizes,
-        dtypes and shapes are always checked; ``verify=True`` also checks each sha256.
+        ``mmap=True`` maps ``vectors.npy`` read-only instead of reading it. Sizes,
+        dtypes and shapes are always checked; ``verify=True`` (the default) also checks
+        every file's sha256.
         """
-        folder = Path(path)
-        manifest = read_manifest(folder)
-        for name, info in manifest["files"].items():
-            _check_file(folder / name, info, verify)
-        count, dim = int(manifest["count"]), int(manifest["dim"])
-        try:
-            vectors = np.load(
-                folder / "vectors.npy", mmap_mode="r" if mmap else None, allow_pickle=False
-            )
-            words = json.loads((folder / "vocab.json").read_text("utf-8"))
-            counts = None
-            if "counts.npy" in manifest["files"]:
-                counts = np.load(folder / "counts.npy", allow_pickle=False)
-        except (ValueError, OSError) as exc:
-            raise CorruptFileError(f"word vectors at {folder} cannot be read: {exc}") from exc
+        with _folder.read(path, KIND, verify=verify) as snapshot:
+            return cls.from_snapshot(snapshot, mmap=mmap)
+
+    @classmethod
+    def from_snapshot(cls, snapshot: _folder.Snapshot, *, mmap: bool = False) -> WordVectors:
+        """The vectors in an open, already checked folder :class:`~embedkit._folder.Snapshot`."""
+        where = snapshot.path
+        count, dim = snapshot.meta.get("count"), snapshot.meta.get("dim")
+        if not (_is_size(count) and _is_size(dim)):
+            raise CorruptFileError(f"{where}: the manifest needs integer 'count' and 'dim'")
+        vectors = snapshot.read_npy("vectors.npy", mmap=mmap)
         if vectors.dtype != np.float32 or vectors.shape != (count, dim):
             raise CorruptFileError(
-                f"{folder / 'vectors.npy'} holds {vectors.dtype} {vectors.shape}, "
+                f"{where}: vectors.npy holds {vectors.dtype} {vectors.shape}, "
                 f"the manifest says float32 ({count}, {dim})"
             )
+        words = snapshot.read_json("vocab.json")
         if not isinstance(words, list) or len(words) != count:
-            raise CorruptFileError(f"{folder / 'vocab.json'} does not hold {count} words")
-        if counts is not None and counts.shape != (count,):
-            raise CorruptFileError(f"{folder / 'counts.npy'} does not hold {count} counts")
-        return cls(words, vectors, counts=counts)
+            raise CorruptFileError(f"{where}: vocab.json does not hold {count} words")
+        if not all(isinstance(w, str) for w in words):
+            raise CorruptFileError(f"{where}: vocab.json holds values that are not words")
+        counts = snapshot.read_npy("counts.npy") if "counts.npy" in snapshot else None
+        if counts is not None and (counts.dtype != np.int64 or counts.shape != (count,)):
+            raise CorruptFileError(f"{where}: counts.npy does not hold {count} int64 counts")
+        try:
+            return cls(words, vectors, counts=counts)
+        except InvalidInputError as exc:
+            raise CorruptFileError(f"{where}: vocab.json: {exc}") from exc
 
 
-def fast_search(
-    queries: NDArray[np.float32],
-    matrix: NDArray[np.float32],
-    k: int,
-    *,
-    group: int = 64,
-    block_bytes: int = 128 * 2**20,
-) -> TopK:
-    """Exact top-k of ``queries @ matrix.T`` for many queries over a large matrix.
-
-    Same result as :func:`embedkit.search.kernels.search` (up to the order of exactly equal
-    scores), without a selection over every score: the ``n`` columns are split into
-    ``n // group`` groups (column ``j`` belongs to group ``j mod (n // group)``), the
-    maximum of each group is taken with vectorised ``maximum`` over contiguous slabs,
-    and only the columns of the ``k`` groups with the largest maxima (plus the
-    ``n mod group`` leftover columns) are ranked with :func:`embedkit.search.kernels.top_k`.
-    This is exact: each of the true top ``k`` columns lies in a group whose maximum
-    is at least its score, and at most ``k - 1`` groups can beat that.
-    """
-    qm = as_matrix(queries, "queries")
-    n = matrix.shape[0]
-    k = min(int(k), n)
-    groups = n // group
-    if groups <= k or k <= 0:
-        return search(qm, matrix, k)
-    width = groups * group
-    rows = max(1, min(qm.shape[0], block_bytes // (4 * n)))
-    buffer = np.empty((rows, n), dtype=np.float32)
-    maxima = np.empty((rows, groups), dtype=np.float32)
-    out_idx = np.empty((qm.shape[0], k), np.int64)
-    out_val = np.empty((qm.shape[0], k), np.float32)
-    tail = np.arange(width, n, dtype=np.int64)
-    offsets = np.arange(group, dtype=np.int64) * groups
-    for q0 in range(0, qm.shape[0], rows):
-        part = qm[q0 : q0 + rows]
-        m = part.shape[0]
-        scores, best = buffer[:m], maxima[:m]
-        np.matmul(part, matrix.T, out=scores)
-        np.copyto(best, scores[:, :groups])
-        for j in range(1, group):
-            np.maximum(best, scores[:, j * groups : (j + 1) * groups], out=best)
-        top_groups = np.argpartition(-best, k - 1, axis=1)[:, :k]
-        cols = (top_groups[:, :, None] + offsets[None, None, :]).reshape(m, -1)
-        if tail.size:
-            cols = np.concatenate([cols, np.broadcast_to(tail, (m, tail.size))], axis=1)
-        cols.sort(axis=1)  # equal scores then keep the lower column first, as top_k does
-        found = top_k(np.take_along_axis(scores, cols, axis=1), k)
-        out_idx[q0 : q0 + m] = np.take_along_axis(cols, found.indices, axis=1)
-        out_val[q0 : q0 + m] = found.scores
-    return TopK(out_idx, out_val)
-
-
-def is_saved_words(path: str | os.PathLike[str]) -> bool:
-    """True when ``path`` is a folder holding a words manifest."""
-    return (Path(path) / "manifest.json").is_file()
-
-
-def read_manifest(folder: Path) -> dict[str, Any]:
-    """The parsed ``manifest.json`` of a saved :class:`WordVectors` (checked format)."""
-    path = folder / "manifest.json"
-    try:
-        manifest: dict[str, Any] = json.loads(path.read_text("utf-8"))
-    except FileNotFoundError as exc:
-        raise CorruptFileError(f"{folder} holds no saved word vectors (no manifest.json)") from exc
-    except (ValueError, OSError) as exc:
-        raise CorruptFileError(f"{path} is not valid JSON: {exc}") from exc
-    if manifest.get("format") != FORMAT or manifest.get("version") != VERSION:
-        raise CorruptFileError(f"{path} is not an {FORMAT} v{VERSION} manifest")
-    return manifest
+def _is_size(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
 def _as_float32(x: ArrayLike) -> NDArray[np.float32]:
@@ -550,41 +388,3 @@ def _as_float32(x: ArrayLike) -> NDArray[np.float32]:
     if isinstance(x, np.ndarray) and x.dtype == np.float32:
         return x
     return np.asarray(x, dtype=np.float32)
-
-
-def _save_npy(path: Path, array: NDArray[Any]) -> dict[str, Any]:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as fh:
-        np.save(fh, np.ascontiguousarray(array), allow_pickle=False)
-    os.replace(tmp, path)
-    return _file_info(path)
-
-
-def _write_bytes(path: Path, data: bytes) -> dict[str, Any]:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-    return _file_info(path)
-
-
-def _file_info(path: Path) -> dict[str, Any]:
-    return {"bytes": path.stat().st_size, "sha256": _sha256(path)}
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(2**22), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _check_file(path: Path, info: dict[str, Any], verify: bool) -> None:
-    try:
-        size = path.stat().st_size
-    except FileNotFoundError as exc:
-        raise CorruptFileError(f"{path} is missing") from exc
-    if size != info["bytes"]:
-        raise CorruptFileError(f"{path} has {size} bytes, the manifest says {info['bytes']}")
-    if verify and _sha256(path) != info["sha256"]:
-        raise CorruptFileError(f"{path} does not match its sha256 in the manifest")
