@@ -228,10 +228,12 @@ def test_search_does_not_build_the_full_score_matrix(monkeypatch: pytest.MonkeyP
     largest = 0
     real = sim._block_top_k
 
-    def spy(scores: NDArray[np.float32], k: int) -> TopK:
+    def spy(
+        scores: NDArray[np.float32], k: int, above: NDArray[np.float32] | None = None
+    ) -> tuple[NDArray[np.int64], TopK]:
         nonlocal largest
         largest = max(largest, scores.nbytes)
-        return real(scores, k)
+        return real(scores, k, above)
 
     monkeypatch.setattr(sim, "_block_top_k", spy)
     queries, matrix = int_vectors(64, 8), int_vectors(50_000, 8)

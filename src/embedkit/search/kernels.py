@@ -168,67 +168,87 @@ def _search_chunk(qb: NDArray[np.float32], matrix: NDArray[np.float32], k: int, 
 
     While a helper thread ranks one block, this thread computes the next product
     (numpy releases the GIL in both), so two score blocks exist at a time. Each
-    block's top-k is merged into the running result (ties to the lower row).
+    query keeps its running k-th best score ``t`` (from lower rows): a later row
+    can enter its top k only with a score ``> t`` (an equal score loses the tie to
+    the lower row), so a block is ranked only for the queries whose block maximum
+    beats ``t``; the rest cost one group-maximum pass. Exact, same tie rule.
     """
     from concurrent.futures import ThreadPoolExecutor  # here: keeps `import embedkit` fast
 
     nq, n = qb.shape[0], matrix.shape[0]
     if rows >= n:
-        return _block_top_k(np.asarray(matrix, dtype=np.float32) @ qb.T, k)
+        return _block_top_k(np.asarray(matrix, dtype=np.float32) @ qb.T, k)[1]
     best = TopK(np.full((nq, k), n, np.int64), np.full((nq, k), -np.inf, np.float32))
-    pending: list[tuple[int, Future[TopK]]] = []
+    pending: list[tuple[int, Future[tuple[NDArray[np.int64], TopK]]]] = []
     with ThreadPoolExecutor(1, thread_name_prefix="embedkit-rank") as ranker:
         for r0 in range(0, n, rows):
             block = np.asarray(matrix[r0 : r0 + rows], dtype=np.float32)
             scores = block @ qb.T  # (b, q): rows of the block by queries
             if pending:
-                best = _merge(best, *pending.pop())
-            pending.append((r0, ranker.submit(_block_top_k, scores, k)))
-        best = _merge(best, *pending.pop())
+                _merge(best, *pending.pop())
+            above = best.scores[:, -1].copy()
+            pending.append((r0, ranker.submit(_block_top_k, scores, k, above)))
+        _merge(best, *pending.pop())
     return best
 
 
-def _merge(best: TopK, offset: int, future: Future[TopK]) -> TopK:
-    """``best`` and a block's top-k (rows from ``offset``) merged: ties to the lower row."""
-    found = future.result()
+def _merge(best: TopK, offset: int, future: Future[tuple[NDArray[np.int64], TopK]]) -> None:
+    """Merge a block's top-k (rows from ``offset``) into ``best`` in place: ties to the lower row."""
+    active, found = future.result()
+    if not active.size:
+        return
     k = best.indices.shape[1]
-    vals = np.concatenate([best.scores, found.scores], axis=1)
-    idx = np.concatenate([best.indices, found.indices + offset], axis=1)
+    vals = np.concatenate([best.scores[active], found.scores], axis=1)
+    idx = np.concatenate([best.indices[active], found.indices + offset], axis=1)
     order = np.lexsort((idx, -vals), axis=1)[:, :k]
-    return TopK(np.take_along_axis(idx, order, axis=1), np.take_along_axis(vals, order, axis=1))
+    best.indices[active] = np.take_along_axis(idx, order, axis=1)
+    best.scores[active] = np.take_along_axis(vals, order, axis=1)
 
 
-def _block_top_k(scores: NDArray[np.float32], k: int) -> TopK:
-    """``top_k(scores.T, k)`` for a ``(b, q)`` block, without partitioning all of it.
+def _block_top_k(
+    scores: NDArray[np.float32], k: int, above: NDArray[np.float32] | None = None
+) -> tuple[NDArray[np.int64], TopK]:
+    """``(active, top_k(scores[:, active].T, k))`` for a ``(b, q)`` block.
 
-    The rows are cut into groups of ``GROUP_ROWS``. If the k-th largest group maximum
-    of a query is ``t``, at least k scores are ``>= t``, so every top-k score lies in a
-    group whose maximum is ``>= t``; when exactly k groups reach ``t`` (no tie), only
-    their ``k * GROUP_ROWS`` scores need a ``top_k``. Queries with tied group maxima
-    get the plain ``top_k`` of their whole column.
+    ``active``: the queries with some score ``> above[q]`` (all of them when
+    ``above`` is ``None``); rows of the result follow ``active``. The block's rows
+    are cut into groups of ``GROUP_ROWS``. If the k-th largest group maximum of a
+    query is ``t``, at least k scores are ``>= t``, so every top-k score lies in a
+    group whose maximum is ``>= t``; when exactly k groups reach ``t`` (no tie),
+    only their ``k * GROUP_ROWS`` scores need a ``top_k``. Queries with tied group
+    maxima get the plain ``top_k`` of their whole column.
     """
     b, nq = scores.shape
     g = GROUP_ROWS
     groups = b // g
+    everyone = np.arange(nq, dtype=np.int64)
     if groups <= 2 * k or nq == 1:  # one query: argpartition is cheap next to the product
-        return top_k(scores.T, k)
-    maxima = np.ascontiguousarray(scores[: groups * g].reshape(groups, g, nq).max(axis=1).T)
+        return everyone, top_k(scores.T, k)
+    maxima = scores[: groups * g].reshape(groups, g, nq).max(axis=1).T  # (nq, groups)
     if groups * g < b:  # the last rows form a shorter group
         tail = scores[groups * g :].max(axis=0)[:, None]
         maxima = np.concatenate([maxima, tail], axis=1)
-    chosen = np.sort(np.argpartition(-maxima, k - 1, axis=1)[:, :k], axis=1)
-    kth = np.take_along_axis(maxima, chosen, axis=1).min(axis=1)
-    rows = (chosen[:, :, None] * g + np.arange(g)).reshape(nq, k * g)
+    if above is None:
+        active = everyone
+    else:
+        active = np.flatnonzero(maxima.max(axis=1) > above).astype(np.int64)
+        if not active.size:
+            return active, TopK(np.empty((0, k), np.int64), np.empty((0, k), np.float32))
+    m = np.ascontiguousarray(maxima if above is None else maxima[active])
+    na = active.size
+    chosen = np.sort(np.argpartition(-m, k - 1, axis=1)[:, :k], axis=1)
+    kth = np.take_along_axis(m, chosen, axis=1).min(axis=1)
+    rows = (chosen[:, :, None] * g + np.arange(g)).reshape(na, k * g)
     beyond = rows >= b  # past the end of a shorter last group
-    flat = np.minimum(rows, b - 1) * nq + np.arange(nq)[:, None]
+    flat = np.minimum(rows, b - 1) * nq + active[:, None]
     cand = np.take(scores.reshape(-1), flat)
     cand[beyond] = -np.inf
     found = top_k(cand, k)
     out = TopK(np.take_along_axis(rows, found.indices, axis=1), found.scores)
-    tied = np.flatnonzero((maxima >= kth[:, None]).sum(axis=1) > k)
+    tied = np.flatnonzero((m >= kth[:, None]).sum(axis=1) > k)
     step = max(1, nq // 4)  # a quarter of the block at a time bounds the temporaries
     for t0 in range(0, tied.size, step):
         some = tied[t0 : t0 + step]
-        exact = top_k(scores[:, some].T, k)
+        exact = top_k(scores[:, active[some]].T, k)
         out.indices[some], out.scores[some] = exact.indices, exact.scores
-    return out
+    return active, out
