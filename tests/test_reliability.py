@@ -6,6 +6,7 @@ import datetime
 import json
 import unicodedata
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -174,3 +175,47 @@ def test_a_short_stored_spec_matches_the_model_it_names(tmp_path: Path) -> None:
     assert index.spec == embedkit.load("hashing?dim=4").spec
     with pytest.raises(embedkit.ModelMismatchError):
         index.use_embedder("hashing?dim=4&ngrams=1")
+
+
+def _walk(obj: object, depth: int = 0, seen: set[int] | None = None) -> list[str]:
+    """Texts of an exception chain and of every attribute, two levels deep."""
+    seen = set() if seen is None else seen
+    if id(obj) in seen or depth > 3:
+        return []
+    seen.add(id(obj))
+    out = [repr(obj), str(obj)]
+    items = getattr(obj, "items", None)
+    if callable(items) and not isinstance(obj, type):  # mappings, HTTP headers (their repr masks)
+        try:
+            out.append(str(list(items())))
+        except TypeError:
+            pass
+    if isinstance(obj, BaseException):
+        for linked in (obj.__cause__, obj.__context__):
+            if linked is not None:
+                out += _walk(linked, depth, seen)
+    for value in getattr(obj, "__dict__", {}).values():
+        out += _walk(value, depth + 1, seen)
+    return out
+
+
+def test_an_openai_failure_carries_no_key_anywhere(openai_server: Any) -> None:
+    from embedkit.backends.openai import OpenAIEmbedder
+
+    openai_server.api_key = SECRET
+    model = OpenAIEmbedder(
+        "text-embedding-3-small", api_key=SECRET, base_url=openai_server.base_url, max_retries=0
+    )
+    for fault in ("bad_request", "server_error"):
+        openai_server.fail_next(fault)
+        with pytest.raises(embedkit.errors.BackendError) as info:
+            model.embed(["a text"])
+        texts = _walk(info.value)
+        assert info.value.__cause__ is not None  # the upstream error, scrubbed, is kept
+        assert all(SECRET not in t for t in texts)
+    wrong = OpenAIEmbedder(
+        "text-embedding-3-small", api_key=SECRET + "x", base_url=openai_server.base_url
+    )
+    with pytest.raises(embedkit.errors.BackendError) as info:
+        wrong.embed(["a text"])
+    assert all(SECRET not in t for t in _walk(info.value))

@@ -325,27 +325,29 @@ class Sender:
                 )
                 return self._decode(raw.content, len(batch), where)
             except self._openai.OpenAIError as exc:
-                verdict = triage(exc, self._openai, self._secret)
-                error = type(verdict.error)(f"{where}: {verdict.error}")
-                if not verdict.retry:
-                    raise error from exc
-                attempt += 1
-                delay = verdict.retry_after
-                if delay is None:
-                    delay = min(retry.backoff_max, retry.backoff * 2 ** (attempt - 1))
-                    delay *= 0.5 + random.random() / 2
-                if attempt > retry.max_retries:
-                    raise BackendError(f"gave up after {attempt} attempts; {error}") from exc
-                if retry.deadline is not None and _since(started) + delay > retry.deadline:
-                    raise BackendError(
-                        f"the next retry (in {delay:.3g} s) would pass the {retry.deadline} s "
-                        f"deadline after {attempt} attempts; {error}"
-                    ) from exc
-                if verdict.rate_limited and verdict.retry_after is not None:
-                    self.limiter.pause_until(time.monotonic() + delay)
-                self._add(retries=1)
-                if stop.wait(delay):
-                    raise _Cancelled from exc
+                verdict, upstream = triage(exc, self._openai, self._secret), _upstream(exc, self._secret)
+            # Decided outside the except block: the client's exception (its request holds
+            # the key in a header) is neither the cause nor the context of what we raise.
+            error = type(verdict.error)(f"{where}: {verdict.error}")
+            if not verdict.retry:
+                raise error from upstream
+            attempt += 1
+            delay = verdict.retry_after
+            if delay is None:
+                delay = min(retry.backoff_max, retry.backoff * 2 ** (attempt - 1))
+                delay *= 0.5 + random.random() / 2
+            if attempt > retry.max_retries:
+                raise BackendError(f"gave up after {attempt} attempts; {error}") from upstream
+            if retry.deadline is not None and _since(started) + delay > retry.deadline:
+                raise BackendError(
+                    f"the next retry (in {delay:.3g} s) would pass the {retry.deadline} s "
+                    f"deadline after {attempt} attempts; {error}"
+                ) from upstream
+            if verdict.rate_limited and verdict.retry_after is not None:
+                self.limiter.pause_until(time.monotonic() + delay)
+            self._add(retries=1)
+            if stop.wait(delay):
+                raise _Cancelled
 
     def _decode(self, body: bytes, n: int, where: str) -> NDArray[np.float32]:
         out, usage = decode_embeddings(body, n, self.width, where)
@@ -366,6 +368,17 @@ class Sender:
                 requests=self._stats.requests + requests,
                 retries=self._stats.retries + retries,
             )
+
+
+class UpstreamError(BackendError):
+    """What the ``openai`` client raised, as text with the key scrubbed: the cause of the
+    error embedkit raises (the client's own exception holds the key in its request)."""
+
+
+def _upstream(exc: Exception, secret: str | None) -> UpstreamError:
+    status = getattr(exc, "status_code", None)
+    head = f"{type(exc).__name__}" + (f" (HTTP {status})" if status is not None else "")
+    return UpstreamError(f"{head}: {scrub(str(exc), secret)}")
 
 
 def _since(start: float) -> float:
