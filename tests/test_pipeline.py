@@ -192,7 +192,7 @@ def test_parquet_writer_round_trips_with_the_spec(
 ) -> None:
     path = tmp_path / "rows.parquet"
     job = EmbedJob(TEXTS, hashing, batch_size=10)
-    with ParquetWriter(path, job.dim, job.spec, ["id", "text"]) as writer:
+    with ParquetWriter(path, job.dim, job.spec, ["id", "text"], types={"id": "int64"}) as writer:
         at = 0
         for block in job.batches():
             ids = block.rows.tolist()
@@ -239,3 +239,9 @@ def test_long_texts_are_reported_once_with_job_rows(minilm: embedkit.Embedder) -
     with pytest.warns(EmbedkitWarning):
         direct = minilm.embed(texts)
     np.testing.assert_allclose(out, direct, atol=1e-5)
+
+
+def test_parquet_writer_refuses_values_of_another_type(tmp_path: Path) -> None:
+    with ParquetWriter(tmp_path / "p.parquet", 2, None, ["id"]) as writer:  # id: string
+        with pytest.raises(InvalidInputError, match="rows 1"):
+            writer.write({"id": ["a", 1]}, np.ones((2, 2), np.float32))  # never str(1)

@@ -104,10 +104,13 @@ def _embed_to_file(job: EmbedJob, reader: CorpusReader, out: Path, kind: str) ->
     first = next(blocks, None)  # a server model knows its width after its first answer
     try:
         if kind == "parquet":
-            id_type = {"id": "int64" if reader.id_column is None else "string"}
+            head = reader.take(len(first.rows)) if first else []
+            # one type per column: ints stay ints (1 and "1" are different ids)
+            ints = all(isinstance(r.id, int) for r in head)
+            id_type = {"id": "int64" if ints else "string"}
             with ParquetWriter(partial, job.dim, job.spec, ["id", "text"], types=id_type) as writer:
                 for block in itertools.chain([first] if first else [], blocks):
-                    rows = reader.take(len(block.rows))
+                    rows = head if block is first else reader.take(len(block.rows))
                     ids, texts = [r.id for r in rows], [r.text for r in rows]
                     writer.write({"id": ids, "text": texts}, block.vectors)
         else:

@@ -19,7 +19,7 @@ from numpy.typing import NDArray
 
 from embedkit._closing import Closing
 from embedkit._optional import require
-from embedkit.errors import ConfigError, CorruptFileError
+from embedkit.errors import ConfigError, CorruptFileError, InvalidInputError
 
 __all__ = [
     "VECTOR_COLUMN",
@@ -128,9 +128,23 @@ class ParquetWriter(Closing):
         for column in self.schema:
             if column.name == self.vector_column:
                 continue
-            values = columns[column.name]
-            if pa.types.is_string(column.type):
-                values = [None if v is None else str(v) for v in values]
+            values = list(columns[column.name])
+            kind = (
+                str
+                if pa.types.is_string(column.type)
+                else int
+                if pa.types.is_integer(column.type)
+                else None
+            )
+            bad = [
+                (i, f"{column.name}: {type(v).__name__}, the column holds {column.type}")
+                for i, v in enumerate(values)
+                if kind is not None
+                and v is not None
+                and (not isinstance(v, kind) or isinstance(v, bool))
+            ]
+            if bad:  # never coerced: 1 and "1" must not become one value
+                raise InvalidInputError(f"values of another type in column {column.name!r}", bad)
             arrays.append(pa.array(values, column.type))
         arrays.append(vector_array(matrix))
         self._writer.write_table(pa.Table.from_arrays(arrays, schema=self.schema))
