@@ -225,10 +225,14 @@ def test_parquet_ids_keep_their_type(tmp_path: Path) -> None:
     corpus = tmp_path / "ids.jsonl"
     corpus.write_text('{"id": 1, "text": "pet food"}\n{"id": 2, "text": "coffee"}\n', "utf-8")
     out = tmp_path / "o.parquet"
-    assert main(["embed", str(corpus), "--out", str(out), "--id-column", "id", "-m", "hashing"]) == 0
+    assert (
+        main(["embed", str(corpus), "--out", str(out), "--id-column", "id", "-m", "hashing"]) == 0
+    )
     index = embedkit.EmbeddedFrame.load(out).to_index("id")
     assert index.ids == [1, 2] and index.search("pet food", k=1)[0].id == 1
     mixed = tmp_path / "mixed.jsonl"
     mixed.write_text('{"id": "1", "text": "pet food"}\n{"id": 1, "text": "coffee"}\n', "utf-8")
-    assert main(["embed", str(mixed), "--out", str(tmp_path / "m.parquet"), "--id-column", "id"]) == 2
+    assert (
+        main(["embed", str(mixed), "--out", str(tmp_path / "m.parquet"), "--id-column", "id"]) == 2
+    )
     assert not (tmp_path / "m.parquet").exists()
