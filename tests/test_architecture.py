@@ -17,7 +17,15 @@ MODULES = sorted(
     for m in pkgutil.walk_packages([str(SRC)], prefix="embedkit.")
     if "__main__" not in m.name
 )
-CONSUMERS = ("embedkit.search", "embedkit.jobs", "embedkit.frame", "embedkit.outputs")
+CONSUMERS = (
+    "embedkit.search",
+    "embedkit.jobs",
+    "embedkit.frame",
+    "embedkit.outputs",
+    "embedkit.evaluate",
+    "embedkit.sklearn",
+    "embedkit.integrations",
+)
 
 
 def _imports(module: str) -> set[str]:

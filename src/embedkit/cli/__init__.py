@@ -10,6 +10,7 @@
     embedkit models
     embedkit cache [--clear] [--spec SPEC]                # what the embedding cache holds
     embedkit demo                                         # the Lee news corpus, end to end
+    embedkit compare hashing sentence-transformers:all-MiniLM-L6-v2 --data reviews.csv  # models x tasks
 
 Exit codes: 0 success; 1 a backend failed (network, server, model); 2 a usage or
 input error (bad option, missing file or column, malformed row, existing output);
@@ -25,6 +26,7 @@ import warnings
 from collections.abc import Sequence
 from typing import TextIO
 
+from embedkit.cli.compare import add_parser as add_compare
 from embedkit.cli.embed import cmd_demo, cmd_embed
 from embedkit.cli.inspect import cmd_cache, cmd_info, cmd_models, cmd_search
 from embedkit.cli.options import (
@@ -181,4 +183,5 @@ def _parser() -> argparse.ArgumentParser:
     cache_options(p)
     progress_options(p)
     p.set_defaults(handler=cmd_demo)
+    add_compare(sub)
     return parser
