@@ -242,6 +242,8 @@ def test_long_texts_are_reported_once_with_job_rows(minilm: embedkit.Embedder) -
 
 
 def test_parquet_writer_refuses_values_of_another_type(tmp_path: Path) -> None:
-    with ParquetWriter(tmp_path / "p.parquet", 2, None, ["id"]) as writer:  # id: string
-        with pytest.raises(InvalidInputError, match="rows 1"):
-            writer.write({"id": ["a", 1]}, np.ones((2, 2), np.float32))  # never str(1)
+    with (
+        ParquetWriter(tmp_path / "p.parquet", 2, None, ["id"]) as writer,  # id: string
+        pytest.raises(InvalidInputError, match="rows 1"),
+    ):
+        writer.write({"id": ["a", 1]}, np.ones((2, 2), np.float32))  # never str(1)

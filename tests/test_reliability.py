@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
 import unicodedata
@@ -186,10 +187,8 @@ def _walk(obj: object, depth: int = 0, seen: set[int] | None = None) -> list[str
     out = [repr(obj), str(obj)]
     items = getattr(obj, "items", None)
     if callable(items) and not isinstance(obj, type):  # mappings, HTTP headers (their repr masks)
-        try:
+        with contextlib.suppress(TypeError):
             out.append(str(list(items())))
-        except TypeError:
-            pass
     if isinstance(obj, BaseException):
         for linked in (obj.__cause__, obj.__context__):
             if linked is not None:

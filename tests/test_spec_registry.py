@@ -123,7 +123,13 @@ def test_missing_dependency_names_the_extra() -> None:
 
 def test_every_builtin_backend_names_an_extra_or_is_core() -> None:
     for info in BUILTIN_BACKENDS.values():
-        assert info.name == "hashing" or info.extra in {"sbert", "openai", "gensim", "fasttext"}
+        assert info.name == "hashing" or info.extra in {
+            "sbert",
+            "openai",
+            "gensim",
+            "fasttext",
+            "multilingual",
+        }
 
 
 def test_import_embedkit_is_light() -> None:

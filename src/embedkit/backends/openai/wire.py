@@ -325,7 +325,10 @@ class Sender:
                 )
                 return self._decode(raw.content, len(batch), where)
             except self._openai.OpenAIError as exc:
-                verdict, upstream = triage(exc, self._openai, self._secret), _upstream(exc, self._secret)
+                verdict, upstream = (
+                    triage(exc, self._openai, self._secret),
+                    _upstream(exc, self._secret),
+                )
             # Decided outside the except block: the client's exception (its request holds
             # the key in a header) is neither the cause nor the context of what we raise.
             error = type(verdict.error)(f"{where}: {verdict.error}")
