@@ -36,8 +36,8 @@ def test_jieba_segments_words_and_drops_punctuation() -> None:
     assert tokenize.name == "jieba"
     assert tokenize("我喜欢学习中文。") == ["我", "喜欢", "学习", "中文"]
     assert tokenize("老师，您好！Hello") == ["老师", "您好", "hello"]
-    # the default tokenizer keeps a whole clause as one "word": segmentation matters
-    assert get_tokenizer("words")("我喜欢学习中文。") == ["我喜欢学习中文"]
+    # the dependency-free default splits CJK runs into characters (issue 12), never one clause-long token
+    assert get_tokenizer("words")("我喜欢学习中文。") == ["我", "喜", "欢", "学", "习", "中", "文"]
 
 
 def test_chinese_neighbours_make_sense(zh_model: Word2VecEmbedder) -> None:
