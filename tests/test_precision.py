@@ -9,18 +9,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import sentence_transformers  # noqa: F401 - fails, never skips, without the sbert extra
 
 import embedkit
-from embedkit.errors import ConfigError
-from embedkit.registry import same_model
-
-pytest.importorskip("sentence_transformers")
 from embedkit.backends.sbert import (
     BF16_FLAGS,
     SentenceTransformerEmbedder,
     cpu_flags,
     resolve_precision,
 )
+from embedkit.errors import ConfigError
+from embedkit.registry import same_model
 
 pytestmark = pytest.mark.slow
 

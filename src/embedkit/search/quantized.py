@@ -57,6 +57,7 @@ dominates). These stores save memory (anonymous RAM), not time.
 from __future__ import annotations
 
 import os
+from abc import ABC, abstractmethod
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ClassVar
 
@@ -107,7 +108,7 @@ class _Decoded:
         return self._store._decode(0, self.shape[0])
 
 
-class _QuantizedStore:
+class _QuantizedStore(ABC):
     """Compressed rows + float32 rows; see the module docstring."""
 
     kind: ClassVar[str]
@@ -178,25 +179,26 @@ class _QuantizedStore:
         return top_k(scores, m).indices
 
     # -- per-format encoding ------------------------------------------------------
-    def _encode(self, unit: Matrix) -> NDArray[Any]:
-        raise NotImplementedError
+    @abstractmethod
+    def _encode(self, unit: Matrix) -> NDArray[Any]: ...
 
     def _weights(self, queries: Matrix) -> Matrix:
         """What the decoded rows are multiplied with (any positive scale keeps the ranking)."""
         return queries
 
+    @abstractmethod
     def _decode(self, r0: int, r1: int) -> Matrix:
         """Rows ``r0:r1`` as float32 (up to the positive factor of :meth:`_weights`)."""
-        raise NotImplementedError
+        ...
 
-    def _block_scores(self, r0: int, r1: int, weights: Matrix, buf: Matrix) -> Matrix:
-        raise NotImplementedError
+    @abstractmethod
+    def _block_scores(self, r0: int, r1: int, weights: Matrix, buf: Matrix) -> Matrix: ...
 
     # -- persistence --------------------------------------------------------------
-    def _extra_save(self, writer: FolderWriter) -> None:
+    def _extra_save(self, writer: FolderWriter) -> None:  # noqa: B027 - optional hook
         """Files besides the codes and the float32 rows."""
 
-    def _extra_load(self, snapshot: Snapshot, count: int, mmap: bool) -> None:
+    def _extra_load(self, snapshot: Snapshot, count: int, mmap: bool) -> None:  # noqa: B027
         """Read what :meth:`_extra_save` wrote."""
 
     def save(self, writer: FolderWriter) -> dict[str, Any]:
