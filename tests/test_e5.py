@@ -106,7 +106,8 @@ PARAPHRASES = [
 def ranks(queries: Matrix, passages: Matrix) -> NDArray[np.int64]:
     """0-based rank of passage i for query i (ties count against it)."""
     scores = queries @ passages.T
-    return (scores >= np.diag(scores)[:, None]).sum(axis=1) - 1
+    found: NDArray[np.int64] = (scores >= np.diag(scores)[:, None]).sum(axis=1) - 1
+    return found
 
 
 def recall_mrr(rank: NDArray[np.int64]) -> tuple[float, float]:
@@ -221,7 +222,7 @@ def test_chinese_paraphrase_retrieval(e5: E5Embedder) -> None:
         )
     )
     report(f"zh paraphrases, {len(PARAPHRASES)}: e5 recall@1/MRR {found}, hashing {lexical}")
-    assert found[0] >= 0.8 and found[1] >= 0.9, found  # measured 1.0 / 1.0
+    assert found[0] >= 0.8 and found[1] >= 0.9, found  # measured 1.0 / 1.0; hashing 0.58 / 0.73
 
 
 def test_index_search_embeds_the_query_as_a_query(e5: E5Embedder, pairs: dict[str, Matrix]) -> None:
@@ -250,7 +251,7 @@ def test_hsk_topics_against_the_hashing_baseline(
         f"e5 1-NN {e5_scores[0]:.3f} centroid {e5_scores[1]:.3f}; "
         f"{hashing.spec} 1-NN {lexical[0]:.3f} centroid {lexical[1]:.3f}"
     )
-    # measured: e5 1-NN 0.31; hashing before CJK n-grams 0.03 (below chance)
+    # measured: e5 0.31 / 0.42; hashing 0.16 / 0.16 (0.03 / 0.04 before CJK character n-grams)
     assert e5_scores[0] > 4 * majority and e5_scores[1] > 4 * majority, e5_scores
     assert e5_scores[0] > lexical[0] + 0.05, (e5_scores, lexical)
 
@@ -283,7 +284,7 @@ def long_text(e5: E5Embedder, hsk: list[dict[str, Any]]) -> str:
     """Real sentences run together until just over the 512-token window."""
     text = ""
     for record in hsk:
-        text += record["chinese"]
+        text += str(record["chinese"])
         if e5.count_tokens([text])[0] > 560:
             return text
     raise AssertionError("the HSK sample is too short")

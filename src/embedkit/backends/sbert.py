@@ -13,11 +13,12 @@ unset, the model's own default prompt (if its config names one) applies.
 ``precision``: ``"fp32"`` (default), ``"bf16"`` (the model runs under
 ``torch.autocast(dtype=torch.bfloat16)``; rows are normalised afterwards in float32)
 or ``"auto"``: bf16 where the CPU has fast bf16 matrix units (the ``amx_bf16`` or
-``avx512_bf16`` flag in ``/proc/cpuinfo``; measured 2.5x on a Xeon with AMX at
-cosine >= 0.9999 to fp32), else fp32 (without those units bf16 is several times
-slower). The spec records the resolved value, never ``auto``: bf16 changes the
-vectors slightly, so ``precision=bf16`` is part of the spec and fp32, the
-default, is left out (specs and caches written before the option stay valid).
+``avx512_bf16`` flag in ``/proc/cpuinfo``; 2.5x on a Xeon with AMX at cosine
+>= 0.9999 to fp32), else fp32 (on an AVX2-only AMD EPYC bf16 ran at 0.19x fp32's
+texts/s, cosine 0.99998: benchmarks/bench_precision.py). The spec records the
+resolved value, never ``auto``: bf16 changes the vectors slightly, so
+``precision=bf16`` is part of the spec and fp32, the default, is left out (specs
+and caches written before the option stay valid).
 
 Texts longer than the model's ``max_seq_length`` follow ``on_long`` (default
 ``"truncate"``, with a warning naming the rows; ``"error"``; ``"chunk"`` splits
