@@ -7,9 +7,11 @@ the store keeps the float32 rows, which give the scores, answer ``exact=True``
 (exact brute force with the one kernel) and are memory-mapped after a load.
 
 A search asks the graph for ``rescore * k`` candidates (``ef_search`` bounds
-how far it explores), scores them exactly in float32 and returns the best ``k``:
-best first, ties to the lower row, scores equal to the exact store's (not
-usearch's distances). When the graph returns fewer than ``min(k, n)`` rows for
+how far it explores) and returns the best ``k``: best first, ties to the lower
+row. Their scores are float32 cosines of the rows: for an ``f32`` graph (with
+``rescore=1``) the graph's own products (``1 - distance``, within about 1e-7 of
+the exact store's, equal rows scoring equal), otherwise the candidates are
+rescored exactly from the float32 rows. When the graph returns fewer than ``min(k, n)`` rows for
 a query (it can, e.g. among many identical rows), that query is answered by
 exact search instead: results never hold padding and always have ``min(k, n)``
 columns, as the store protocol says.
@@ -44,7 +46,7 @@ from embedkit import _optional
 from embedkit._folder import FolderWriter, Snapshot
 from embedkit.errors import ConfigError, CorruptFileError
 from embedkit.search.kernels import DEFAULT_BLOCK_BYTES, TopK
-from embedkit.search.store import ExactStore, Matrix, positive_int, store_options
+from embedkit.search.store import ExactStore, Matrix, positive_int, rank, store_options
 from embedkit.search.store import rescore as rescore_rows
 
 __all__ = ["DTYPES", "HnswStore"]
@@ -151,9 +153,11 @@ class HnswStore:
         if exact or kk == 0 or q == 0:
             return self._exact.search(queries, k)
         self._exact.mapped.check()
-        count = min(n, self.rescore * kk)
-        candidates, found = self._candidates(queries, count)
-        top = rescore_rows(self.vectors, queries, candidates, kk)
+        rows, distances, found = self._candidates(queries, min(n, self.rescore * kk))
+        if self.dtype == "f32" and self.rescore == 1:  # the graph's float32 products
+            top = rank(rows, np.float32(1) - distances, kk)
+        else:
+            top = rescore_rows(self.vectors, queries, rows, kk)
         short = np.flatnonzero(found < kk)
         if short.size:  # the graph fell short: answer those queries exactly
             fill = self._exact.search(queries[short], kk)
@@ -162,20 +166,22 @@ class HnswStore:
 
     def _candidates(
         self, queries: Matrix, count: int
-    ) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
-        """``(rows (q, count) with -1 past each query's matches, matches per query)``."""
+    ) -> tuple[NDArray[np.int64], Matrix, NDArray[np.int64]]:
+        """``(rows, distances)`` ``(q, count)``, ``-1`` past each query's matches, and counts."""
         q = queries.shape[0]
         found = self._graph.search(np.ascontiguousarray(queries), count, threads=self.threads)
         if q == 1:  # usearch returns one query's matches alone: exactly its valid ones
-            rows = np.full((1, count), -1, np.int64)
             keys = found.keys
+            rows = np.full((1, count), -1, np.int64)
             rows[0, : len(keys)] = keys
-            return rows, np.array([len(keys)], np.int64)
+            distances = np.ones((1, count), np.float32)
+            distances[0, : len(keys)] = found.distances
+            return rows, distances, np.array([len(keys)], np.int64)
         counts = np.asarray(found.counts, dtype=np.int64)
         rows = np.asarray(found.keys).astype(np.int64)
         if counts.min() < count:
             rows[np.arange(count) >= counts[:, None]] = -1
-        return rows, counts
+        return rows, np.asarray(found.distances, dtype=np.float32), counts
 
     # -- persistence --------------------------------------------------------------
     def options(self) -> dict[str, Any]:

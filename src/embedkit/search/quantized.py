@@ -3,8 +3,9 @@
 :class:`Int8Store` (kind ``"int8"``) and :class:`F16Store` (kind ``"f16"``) keep
 two copies of the rows: a compressed matrix that every search scans, and the
 float32 rows, used only to rescore the shortlist and for ``exact=True``. A
-search with ``k`` asks the scan for ``rescore * k`` candidates, computes their exact float32 scores and returns the best ``k``
-of those, best first, ties to the lower row (:func:`embedkit.search.store.rescore`).
+search with ``k`` asks the scan for ``rescore * k`` candidates, computes their
+exact float32 scores and returns the best ``k`` of those, best first, ties to
+the lower row (:func:`embedkit.search.store.rescore`).
 Scores are therefore always exact; only the *choice* of rows is approximate. A
 shortlist of ``>= n`` rows is exact brute force (the exact kernel over the
 float32 rows, as ``exact=True``).
@@ -66,17 +67,9 @@ from numpy.typing import NDArray
 
 from embedkit._folder import FolderWriter, Snapshot
 from embedkit.errors import ConfigError, CorruptFileError
-from embedkit.search.kernels import DEFAULT_BLOCK_BYTES, TopK, search, top_k
-from embedkit.search.store import (
-    ExactStore,
-    Matrix,
-    append_rows,
-    positive_int,
-    store_options,
-)
-from embedkit.search.store import (
-    rescore as rescore_rows,
-)
+from embedkit.search.kernels import DEFAULT_BLOCK_BYTES, MIN_BLOCK_ROWS, TopK, search, top_k
+from embedkit.search.store import ExactStore, Matrix, append_rows, positive_int, store_options
+from embedkit.search.store import rescore as rescore_rows
 
 __all__ = ["F16Store", "Int8Store"]
 
@@ -154,12 +147,14 @@ class _QuantizedStore(ABC):
             candidates = self._shortlist_one(queries[0], m)
         else:
             weights = self._weights(queries)
-            block_bytes = 8 * self._block_rows * q  # kernel: ~_block_rows rows per product
+            # rows per product: at least the kernel's MIN_BLOCK_ROWS, so that it keeps
+            # all the queries in one chunk (each chunk would decode the rows again)
+            block_bytes = 8 * max(MIN_BLOCK_ROWS, self._block_rows) * q
             candidates = search(weights, _Decoded(self), m, block_bytes=block_bytes).indices  # type: ignore[arg-type]
         return rescore_rows(self.vectors, queries, candidates, k)
 
     def _shortlist_one(self, query: Matrix, m: int) -> NDArray[np.int64]:
-        """The ``m`` best rows of one query by approximate score: blocks in two threads."""
+        """The ``m`` best rows of one query by approximate score, blocks split over threads."""
         n, rows = len(self), self._block_rows
         weights = self._weights(query[None, :])[0]
         scores = np.empty(n, np.float32)

@@ -27,8 +27,8 @@ hnsw       :class:`~embedkit.search.ann.HnswStore`         usearch HNSW graph, e
 
 ``STORES`` maps each kind to a dotted path, imported on first use (the optional
 ``usearch`` only when an ``hnsw`` store is made or loaded). Helpers shared by the
-stores live here: :func:`rescore` (exact scores of candidate rows, the one tie
-rule), :func:`append_rows` (amortised growth) and :class:`MappedFiles` (the
+stores live here: :func:`rescore` and :func:`rank` (exact scores of candidate
+rows, the one tie rule), :func:`append_rows` (amortised growth) and :class:`MappedFiles` (the
 truncation guard of memory-mapped files).
 """
 
@@ -55,6 +55,7 @@ __all__ = [
     "append_rows",
     "load_store",
     "make_store",
+    "rank",
     "rescore",
     "store_class",
     "store_options",
@@ -154,14 +155,13 @@ def rescore(rows: Matrix, queries: Matrix, candidates: NDArray[np.int64], k: int
 
     ``rows``: float32 ``(n, dim)`` (RAM or memmap); ``queries``: ``(q, dim)``;
     ``candidates``: ``(q, m)`` row numbers, ``-1`` for none, no repeats in a row.
-    Every candidate's score is computed by the same float32 loop (so equal rows
-    tie exactly; at most ``RESCORE_BYTES`` of rows are gathered at once) and ranked best first, ties to the lower row. Returns ``(q,
-    min(k, m))``; rows with fewer valid candidates end in index ``-1`` scored ``-inf``.
+    Every candidate's score is computed by the same float32 loop, so equal rows
+    tie exactly (at most ``RESCORE_BYTES`` of rows are gathered at once); then
+    :func:`rank`.
     """
     q, m = candidates.shape
-    k = max(0, min(int(k), m))
-    if k == 0 or q == 0:
-        return TopK(np.empty((q, k), np.int64), np.empty((q, k), np.float32))
+    if q == 0 or m == 0 or k <= 0:
+        return rank(candidates, np.empty(candidates.shape, np.float32), k)
     chunk = max(1, RESCORE_BYTES // max(1, 4 * m * rows.shape[1]))
     if q > chunk:  # bound the gathered rows: queries in chunks
         parts = [
@@ -171,23 +171,37 @@ def rescore(rows: Matrix, queries: Matrix, candidates: NDArray[np.int64], k: int
         return TopK(
             np.concatenate([p.indices for p in parts]), np.concatenate([p.scores for p in parts])
         )
-    valid = None if candidates.min() >= 0 else candidates >= 0
-    if q == 1 and valid is None:  # one query: the same steps on 1-D arrays, fewer calls
+    if q == 1 and candidates.min() >= 0:  # one query: 1-D arrays, fewer calls
         row = candidates[0]
         one = np.einsum("md,d->m", np.asarray(rows[row], dtype=np.float32), queries[0])
-        best = np.lexsort((row, -one))[:k]
+        best = np.lexsort((row, -one))[: max(0, min(int(k), m))]
         return TopK(row[best][None, :].astype(np.int64), one[best][None, :])
-    safe = candidates if valid is None else np.where(valid, candidates, 0)
+    safe = np.maximum(candidates, 0)
     taken = np.asarray(rows[safe.reshape(-1)], dtype=np.float32).reshape(q, m, -1)
     scores = np.einsum("qmd,qd->qm", taken, queries.astype(np.float32, copy=False))
-    if valid is not None:
-        scores[~valid] = -np.inf
-        safe = np.where(valid, candidates, np.iinfo(np.int64).max)
-    order = np.lexsort((safe, -scores), axis=1)[:, :k]
-    idx = np.take_along_axis(safe, order, axis=1)
-    if valid is not None:
-        idx[idx == np.iinfo(np.int64).max] = -1
-    return TopK(idx.astype(np.int64, copy=False), np.take_along_axis(scores, order, axis=1))
+    return rank(candidates, scores, k)
+
+
+def rank(candidates: NDArray[np.int64], scores: Matrix, k: int) -> TopK:
+    """The ``k`` best ``candidates`` ``(q, m)`` by ``scores``: best first, ties to the lower row.
+
+    ``-1`` marks no candidate (its score is ignored). Returns ``(q, min(k, m))``;
+    rows with fewer valid candidates end in index ``-1`` scored ``-inf``.
+    """
+    q, m = candidates.shape
+    k = max(0, min(int(k), m))
+    if k == 0 or q == 0:
+        return TopK(np.empty((q, k), np.int64), np.empty((q, k), np.float32))
+    scores = scores.astype(np.float32, copy=False)
+    none = np.iinfo(np.int64).max
+    valid = candidates >= 0
+    if not valid.all():
+        scores = np.where(valid, scores, np.float32(-np.inf))
+        candidates = np.where(valid, candidates, none)
+    order = np.lexsort((candidates, -scores), axis=1)[:, :k]
+    idx = np.take_along_axis(candidates, order, axis=1).astype(np.int64, copy=False)
+    idx[idx == none] = -1
+    return TopK(idx, np.take_along_axis(scores, order, axis=1))
 
 
 def store_options(meta: dict[str, Any], where: object) -> dict[str, Any]:
