@@ -30,18 +30,16 @@ import os
 import sqlite3
 import sys
 import threading
-import time
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
 
 from embedkit._closing import Closing
-from embedkit.errors import ConfigError, CorruptFileError, DimensionMismatchError, StorageError
-
-_R = TypeVar("_R")
+from embedkit.errors import ConfigError, DimensionMismatchError, StorageError
+from embedkit.jobs._sqlite import connect, is_read_only_failure, translate, while_locked
 
 __all__ = [
     "ENV_VAR",
@@ -98,11 +96,23 @@ class EmbeddingCache(Closing):
 
     ``path`` is the database file (created with its folder); ``None`` uses
     :func:`default_cache_path`. Usable from many threads and processes at once.
+
+    ``read_only=True`` opens an existing file without ever writing to it: lookups
+    are served, :meth:`put` stores nothing, :meth:`clear` raises
+    :class:`~embedkit.errors.StorageError`. A cache file in a place that cannot be
+    written (a read-only mount, a shared folder of someone else's) is opened that
+    way by itself, with a warning.
     """
 
     def __init__(
-        self, path: str | os.PathLike[str] | None = None, *, timeout: float = 60.0
+        self,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        timeout: float = 60.0,
+        read_only: bool = False,
     ) -> None:
+        if not isinstance(read_only, bool):
+            raise ConfigError(f"read_only must be True or False, got {read_only!r}")
         self.path = Path(path).expanduser() if path is not None else default_cache_path()
         if self.path.is_dir():
             self.path = self.path / FILE_NAME
@@ -113,6 +123,26 @@ class EmbeddingCache(Closing):
         self._spec_ids: dict[str, int] = {}
         self._lock = threading.Lock()
         self.corrupt_seen = 0
+        self.read_only = read_only
+        if read_only:
+            self._connection()  # opens now: a missing or unreadable file fails here
+            return
+        try:
+            self._create()
+        except StorageError as exc:
+            if not (self.path.is_file() and is_read_only_failure(exc)):
+                raise
+            self.close()
+            self.read_only = True
+            self._connection()
+            warnings.warn(
+                f"the embedding cache {self.path} cannot be written ({exc}); it is used "
+                "read-only: its vectors are reused, new ones are not stored",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+
+    def _create(self) -> None:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -125,7 +155,7 @@ class EmbeddingCache(Closing):
         )
 
     def __repr__(self) -> str:
-        return f"<EmbeddingCache {self.path}>"
+        return f"<EmbeddingCache {self.path}{' (read-only)' if self.read_only else ''}>"
 
     # -- connections --------------------------------------------------------------
     def _connection(self) -> sqlite3.Connection:
@@ -136,7 +166,7 @@ class EmbeddingCache(Closing):
         con: sqlite3.Connection | None = getattr(self._local, "con", None)
         if con is None:
             try:
-                con = self._while_locked(self._open)
+                con = while_locked(self._open, self.timeout)
             except sqlite3.Error as exc:
                 raise self._translate(exc) from exc
             self._local.con = con
@@ -145,61 +175,10 @@ class EmbeddingCache(Closing):
         return con
 
     def _open(self) -> sqlite3.Connection:
-        con = sqlite3.connect(
-            self.path, timeout=self.timeout, isolation_level=None, check_same_thread=False
-        )
-        try:
-            con.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
-            con.execute("PRAGMA page_size = 16384")  # no-op once the file exists
-            con.execute("PRAGMA journal_mode = WAL")
-            con.execute("PRAGMA synchronous = NORMAL")
-            con.execute("PRAGMA cache_size = -65536")  # 64 MiB: the key index stays in RAM
-        except BaseException:
-            con.close()
-            raise
-        return con
-
-    def _while_locked(self, step: Callable[[], _R]) -> _R:
-        """Run ``step``, again while another process holds the lock, up to ``timeout``.
-
-        SQLite's busy handler does not cover every case: switching to WAL and the
-        schema script can fail at once with "database is locked" when a second
-        process opens the same file at the same moment.
-        """
-        deadline = time.monotonic() + self.timeout
-        pause = 0.005
-        while True:
-            try:
-                return step()
-            except sqlite3.OperationalError as exc:
-                locked = "locked" in str(exc) or "busy" in str(exc)
-                if not locked or time.monotonic() + pause > deadline:
-                    raise
-            time.sleep(pause)
-            pause = min(pause * 2, 0.2)
+        return connect(self.path, self.timeout, read_only=self.read_only)
 
     def _translate(self, exc: sqlite3.Error) -> Exception:
-        """A corrupt file is :class:`CorruptFileError`; locked, read-only, full or
-        unopenable is :class:`StorageError` (the data is fine, the place is not)."""
-        text = str(exc)
-        corrupt = isinstance(exc, sqlite3.DatabaseError) and (
-            "not a database" in text or "malformed" in text or "corrupt" in text
-        )
-        if corrupt:
-            return CorruptFileError(
-                f"the embedding cache {self.path} is damaged ({exc}); delete the file "
-                "or use another cache location"
-            )
-        hints = (
-            ("locked", "another process holds it longer than the timeout"),
-            ("busy", "another process holds it longer than the timeout"),
-            ("readonly", "the file or its folder is read-only"),
-            ("read-only", "the file or its folder is read-only"),
-            ("full", "the disk is full"),
-            ("unable to open", "the file cannot be opened"),
-        )
-        why = next((hint for key, hint in hints if key in text.lower()), "it cannot be used")
-        return StorageError(f"the embedding cache {self.path} failed: {exc} ({why})")
+        return translate(exc, self.path)
 
     def _run_write(
         self, action: Callable[[sqlite3.Connection], object], *, script: bool = False
@@ -219,7 +198,7 @@ class EmbeddingCache(Closing):
             con.execute("COMMIT")
 
         try:
-            self._while_locked(once)
+            while_locked(once, self.timeout)
         except sqlite3.Error as exc:
             raise self._translate(exc) from exc
 
@@ -297,11 +276,14 @@ class EmbeddingCache(Closing):
         return out, found
 
     def put(self, spec: str, keys: Sequence[bytes], vectors: NDArray[np.float32]) -> None:
-        """Store ``vectors[i]`` under ``(spec, keys[i])`` in one transaction (replacing)."""
+        """Store ``vectors[i]`` under ``(spec, keys[i])`` in one transaction (replacing).
+
+        A read-only cache stores nothing.
+        """
         matrix = np.ascontiguousarray(vectors, dtype=DTYPE)
         if matrix.ndim != 2 or matrix.shape[0] != len(keys):
             raise DimensionMismatchError(f"{len(keys)} keys but vectors of shape {matrix.shape}")
-        if not keys:
+        if not keys or self.read_only:
             return
         spec_id = self._spec_id(spec, create=True)
         dim = int(matrix.shape[1])
@@ -340,6 +322,8 @@ class EmbeddingCache(Closing):
 
     def clear(self, spec: str | None = None) -> None:
         """Delete the entries of ``spec``, or every entry."""
+        if self.read_only:
+            raise StorageError(f"the embedding cache {self.path} is open read-only")
         if spec is None:
             self._run_write(lambda con: con.execute("DELETE FROM entries"))
             return
