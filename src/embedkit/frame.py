@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import NDArray
 
+from embedkit import _html
 from embedkit._optional import require
 from embedkit.errors import ConfigError, EmbedkitWarning, InvalidInputError, TextTooLongError
 from embedkit.jobs.cache import CacheOption
@@ -186,6 +187,9 @@ class EmbeddedFrame:
 
     def __len__(self) -> int:
         return len(self.rows)
+
+    def _repr_html_(self) -> str:
+        return _html.embedded_frame(self)
 
     @property
     def dim(self) -> int:

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from embedkit import _html
 from embedkit._optional import require
 from embedkit.errors import ConfigError
 from embedkit.evaluate._base import RunStats, check_size, embed_timed, to_frame
@@ -56,6 +57,9 @@ class ClassificationResult:
     @property
     def score(self) -> float:
         return self.accuracy if self.metric == "accuracy" else self.macro_f1
+
+    def _repr_html_(self) -> str:
+        return _html.result(self, "ClassificationResult", self.to_frame)
 
     def to_frame(self) -> pd.DataFrame:
         """One row: ``accuracy``, ``accuracy_std``, ``macro_f1``, ``macro_f1_std``, ``folds``."""

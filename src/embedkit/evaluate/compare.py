@@ -21,6 +21,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from embedkit import _html
 from embedkit.errors import ConfigError
 from embedkit.evaluate._base import Scored, Task, to_frame
 from embedkit.jobs.cache import CacheOption
@@ -74,6 +75,9 @@ class Comparison:
     def best(self) -> ComparisonRow:
         """The row with the highest quality (the first of equals)."""
         return max(self.rows, key=lambda r: r.quality)
+
+    def _repr_html_(self) -> str:
+        return _html.result(self, "Comparison", self.to_frame)
 
     def to_frame(self) -> pd.DataFrame:
         """One row per model (the index), the quality column named by the metric."""

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from embedkit import _html
 from embedkit.errors import ConfigError
 from embedkit.evaluate._base import RunStats, check_size, embed_timed, to_frame
 from embedkit.jobs.cache import CacheOption
@@ -120,6 +121,9 @@ class RetrievalResult:
     def at(self, metric: str) -> float:
         """``"recall@1"``, ``"mrr@10"``, ``"ndcg@5"``... (a ``k`` that was evaluated)."""
         return self.scores.at(metric)
+
+    def _repr_html_(self) -> str:
+        return _html.result(self, "RetrievalResult", self.to_frame)
 
     def to_frame(self) -> pd.DataFrame:
         """One row per ``k``: ``recall``, ``mrr``, ``ndcg``."""

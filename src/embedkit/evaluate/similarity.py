@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from embedkit import _html
 from embedkit.errors import ConfigError, CorruptFileError
 from embedkit.evaluate._base import RunStats, embed_timed, to_frame
 from embedkit.jobs.cache import CacheOption
@@ -49,6 +50,9 @@ class SimilarityResult:
     @property
     def score(self) -> float:
         return self.spearman if self.metric == "spearman" else self.pearson
+
+    def _repr_html_(self) -> str:
+        return _html.result(self, "SimilarityResult", self.to_frame)
 
     def to_frame(self) -> pd.DataFrame:
         """One row: ``pairs``, ``spearman``, ``pearson``."""

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from embedkit import _folder
+from embedkit import _folder, _html
 from embedkit.errors import (
     ConfigError,
     CorruptFileError,
@@ -67,6 +67,9 @@ class Hit:
     id: Id
     score: float
     metadata: Metadata = field(default=None, compare=False)
+
+    def _repr_html_(self) -> str:
+        return _html.hit(self)
 
 
 class VectorIndex:
@@ -176,6 +179,9 @@ class VectorIndex:
 
     def __repr__(self) -> str:
         return f"<VectorIndex n={len(self)} dim={self.dim} spec={self.spec!r}>"
+
+    def _repr_html_(self) -> str:
+        return _html.index(self, self._ids[: _html.ROWS], self._metadata[: _html.ROWS])
 
     @property
     def ids(self) -> list[Id]:
