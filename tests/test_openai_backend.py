@@ -315,13 +315,10 @@ def test_concurrency_overlaps_requests_and_keeps_order(
     openai_server.latency = 0.2
     items = texts(800)
     openai_server.fail_next("shuffle", times=2)
-    started = time.monotonic()
     out = make(max_concurrency=4, dimensions=32).embed(items)
-    elapsed = time.monotonic() - started
     np.testing.assert_allclose(out, expected_matrix(items, SMALL, 32), atol=1e-6)
     logged = openai_server.requests
-    assert len(logged) == 4 and _max_overlap(logged) == 4
-    assert elapsed < 0.6  # four 0.2 s requests in parallel, not 0.8 s in a row
+    assert len(logged) == 4 and _max_overlap(logged) == 4  # all four in flight at once
     openai_server.reset()
     make(max_concurrency=1, dimensions=32).embed(items)
     assert _max_overlap(openai_server.requests) == 1
