@@ -13,6 +13,9 @@ Optional, declared as protocols (checked with ``isinstance``, never by string lo
   uses it where present, else ``embed``.
 * :class:`TokenLimited` -- ``max_tokens`` (``None``: no limit), ``on_long`` and
   ``count_tokens(texts) -> int64 (n,)`` with the model's own tokenizer.
+* :class:`TokenSpans` -- ``token_spans(text) -> [(start, end), ...]``: where the model's
+  tokens of ``text`` lie in it, in characters (chunking by tokens,
+  :mod:`embedkit.search.chunks`).
 
 Long texts follow the ``on_long`` policy, applied in exactly one place,
 :meth:`BaseEmbedder.embed_detailed`, with tokens counted once per text:
@@ -49,6 +52,7 @@ __all__ = [
     "OnLong",
     "QueryEmbedder",
     "TokenLimited",
+    "TokenSpans",
     "check_on_long",
     "checked_matrix",
     "embed_queries",
@@ -92,6 +96,19 @@ class TokenLimited(Protocol):
     def on_long(self) -> OnLong: ...
 
     def count_tokens(self, texts: Sequence[str]) -> Counts: ...
+
+
+@runtime_checkable
+class TokenSpans(Protocol):
+    """An embedder that says where its tokens lie in a text.
+
+    ``token_spans(text)[i] == (start, end)``: token ``i`` of ``text`` alone (no prompt,
+    no special tokens) covers ``text[start:end]``; spans are in order. Several tokens
+    may share one span (byte pieces of one character); whitespace between tokens may
+    lie outside every span.
+    """
+
+    def token_spans(self, text: str) -> list[tuple[int, int]]: ...
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,14 @@ from numpy.typing import NDArray
 from embedkit.errors import ConfigError
 from embedkit.protocol import BaseEmbedder
 from embedkit.spec import OptionValue
-from embedkit.words.tokenize import Tokenizer, get_tokenizer, simple_tokenize
+from embedkit.words.tokenize import (
+    Tokenizer,
+    WordTokenizer,
+    get_tokenizer,
+    simple_token_spans,
+    simple_tokenize,
+    word_spans,
+)
 
 __all__ = ["HashingEmbedder"]
 
@@ -82,6 +89,13 @@ class HashingEmbedder(BaseEmbedder):
     def count_tokens(self, texts: Sequence[str]) -> NDArray[np.int64]:
         """Number of tokens per text."""
         return np.asarray([len(self.tokens(t)) for t in texts], np.int64)
+
+    def token_spans(self, text: str) -> list[tuple[int, int]]:
+        """Where the tokens of ``text`` lie in it: exact for the ``words`` tokenizers, else
+        non-space runs with each CJK character apart (the chunker checks counts anyway)."""
+        if isinstance(self._tokenizer, WordTokenizer):
+            return simple_token_spans(text)
+        return word_spans(text)
 
     def _embed(self, texts: list[str]) -> NDArray[np.float32]:
         rows: list[int] = []

@@ -41,7 +41,9 @@ __all__ = [
     "WordTokenizer",
     "get_tokenizer",
     "register_tokenizer",
+    "simple_token_spans",
     "simple_tokenize",
+    "word_spans",
 ]
 
 # Scripts written without spaces: one token per character (Han, Hiragana, Katakana).
@@ -50,6 +52,7 @@ CJK_CHARS = (
     "\uf900-\ufaff\uff66-\uff9f\U00020000-\U0003134f"
 )
 _WORD = re.compile(rf"(?=\w)[{CJK_CHARS}]|[^\W{CJK_CHARS}]+")
+_NON_SPACE = re.compile(rf"[{CJK_CHARS}]|[^\s{CJK_CHARS}]+")
 
 
 def simple_tokenize(text: str, lowercase: bool = True) -> list[str]:
@@ -58,6 +61,21 @@ def simple_tokenize(text: str, lowercase: bool = True) -> list[str]:
     ``"Don't stop" -> ["don", "t", "stop"]``; ``"很好!OK" -> ["很", "好", "ok"]``.
     """
     return _WORD.findall(text.lower() if lowercase else text)
+
+
+def simple_token_spans(text: str) -> list[tuple[int, int]]:
+    """``(start, end)`` in ``text`` of each token :func:`simple_tokenize` finds.
+
+    ``[text[a:b].lower() for a, b in spans] == simple_tokenize(text)`` except where
+    lower-casing changes a character's length (``"İ"``).
+    """
+    return [m.span() for m in _WORD.finditer(text)]
+
+
+def word_spans(text: str) -> list[tuple[int, int]]:
+    """Runs of non-space characters, each CJK character on its own (punctuation and emoji
+    included): the fallback token positions of a model that cannot say where its own are."""
+    return [m.span() for m in _NON_SPACE.finditer(text)]
 
 
 class Tokenizer(Protocol):

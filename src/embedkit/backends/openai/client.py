@@ -252,6 +252,10 @@ class OpenAIEmbedder(BaseEmbedder):
         counts = self.token_counts(texts)
         return np.where(counts >= 0, counts, self._token_bounds(texts))
 
+    def token_spans(self, text: str) -> list[tuple[int, int]]:
+        """Character ranges of ``text``'s tiktoken tokens (:func:`tokens.spans`)."""
+        return tokens.spans(text, self.encoding)
+
     def _truncate(self, text: str) -> str:
         return tokens.cut(
             text, self._max_tokens, self.encoding, first_only=True, count=self.count_tokens

@@ -12,6 +12,7 @@ pattern and special tokens of ``tiktoken_ext/openai_public.py``.
   model table first, then tiktoken's own table of OpenAI models)
 * ``count_tokens(texts, name)``   ``out[i] = len(encode_ordinary(texts[i]))``, int64
 * ``cut(text, limit, name)``      ``text`` in pieces of at most ``limit`` tokens (truncate, chunk)
+* ``spans(text, name)``           ``(start, end)`` character range of each token of ``text``
 
 Special-token text such as ``"<|endoftext|>"`` inside user input is counted as
 ordinary text (as the embeddings API does), never rejected.
@@ -41,7 +42,14 @@ from embedkit.errors import (
     MissingDependencyError,
 )
 
-__all__ = ["ENCODINGS", "count_tokens", "cut", "encoding_name_for_model", "get_encoding"]
+__all__ = [
+    "ENCODINGS",
+    "count_tokens",
+    "cut",
+    "encoding_name_for_model",
+    "get_encoding",
+    "spans",
+]
 
 
 @dataclass(frozen=True)
@@ -199,3 +207,17 @@ def cut(
             return list(zip(pieces, counts.tolist(), strict=True))[: 1 if first_only else None]
         window -= max(1, window // 100)
     raise ConfigError(f"cannot cut a text into pieces of at most {limit} tokens")
+
+
+def spans(text: str, encoding: str = DEFAULT_ENCODING) -> list[tuple[int, int]]:
+    """``(start, end)`` character range of each token of ``text``, in order.
+
+    A token's range runs from its first character to the next token's; tokens that
+    start inside one character (byte pieces of an emoji, of a rare CJK character)
+    share that character's range, so ranges never overlap: ``len(result) <=
+    count_tokens(text)``, and ``"".join(text[a:b] for a, b in result) == text``.
+    """
+    enc = get_encoding(encoding)
+    decoded, offsets = enc.decode_with_offsets(enc.encode_ordinary(text))
+    starts = sorted(set(offsets))
+    return list(itertools.pairwise([*starts, len(decoded)])) if starts else []
