@@ -105,10 +105,10 @@ def test_cpu_flags_read_from_the_kernel_listing(tmp_path: Path) -> None:
     assert cpu_flags(str(tmp_path / "missing")) == frozenset()
 
 
-@pytest.mark.parametrize("value", ["fp16", "int8", "BF16", ""])
-def test_unknown_precisions_are_config_errors(value: str) -> None:
+@pytest.mark.parametrize("value", ["fp16", "int4", "BF16", "ONNX", "", 8])
+def test_unknown_precisions_are_config_errors(value: object) -> None:
     with pytest.raises(ConfigError, match="precision must be one of"):
-        SentenceTransformerEmbedder(precision=value)
+        SentenceTransformerEmbedder(precision=value)  # type: ignore[arg-type]
 
 
 def test_token_vectors_under_bf16_are_float32(bf16: SentenceTransformerEmbedder) -> None:

