@@ -11,16 +11,17 @@ Array contracts (``a``: ``(n, d)``, ``b``: ``(m, d)``; 1-D inputs count as one r
   blocks so that at most ``block_bytes`` of scores exist at once.
 
 How ``search`` stays fast and exact: ``matrix`` is read in blocks, one matrix
-product per block (``(b, q)`` scores, at most ``block_bytes``), so the BLAS runs
-at full speed and a memory-mapped matrix is streamed. Instead of an
+product per block (``(b, q)`` scores into a reused buffer), so the BLAS runs at
+full speed and a memory-mapped matrix is streamed. Instead of an
 ``argpartition`` over every score, each block's rows are cut into groups of
-``GROUP_ROWS``: one cheap pass takes each group's maximum per query, and only the
-k groups with the highest maxima can hold that query's top k (when k groups'
-maxima are ``>= t``, at least k scores are ``>= t``), so only ``k * GROUP_ROWS``
-scores per query are ranked. Queries whose k-th group maximum is tied fall back
-to ranking their whole column, so ties still go to the lower row index. A helper
-thread ranks one block while the next product runs (numpy releases the GIL), and
-block results are merged into a running top-k.
+``GROUP_ROWS``: one pass takes each group's maximum per query; only groups whose
+maximum beats the query's running k-th best score (from lower rows) can add a
+row, and only groups reaching the block's k-th largest group maximum can hold
+the block's top k (ties included), so about ``k * GROUP_ROWS`` scores per query
+are ranked, ties to the lower row index. A batch runs one worker per core (with
+threadpoolctl: the BLAS on one thread each, while the batch runs), each taking
+the next block, computing and ranking it into its own running top-k; the
+workers' results are merged at the end.
 
 Scores come from float32 matrix products whose rounding depends on the block
 shape: they may differ from ``queries @ matrix.T`` in the last bits.
@@ -28,6 +29,8 @@ shape: they may differ from ``queries @ matrix.T`` in the last bits.
 
 from __future__ import annotations
 
+import os
+import threading
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
@@ -36,7 +39,7 @@ from numpy.typing import ArrayLike, NDArray
 from embedkit.errors import DimensionMismatchError
 
 if TYPE_CHECKING:
-    from concurrent.futures import Future
+    from concurrent.futures import ThreadPoolExecutor
 
 __all__ = ["TopK", "cosine_similarity", "normalize", "search", "top_k"]
 
@@ -49,6 +52,10 @@ STEP_BYTES = 16 * 2**20
 MIN_BLOCK_ROWS = 4096
 # Rows per group: a query's top k rows lie in the k groups with the highest maxima.
 GROUP_ROWS = 16
+# Below this many queries a block is ranked by argpartition (the group pass needs width).
+MIN_GROUP_QUERIES = 8
+# Threads computing and ranking blocks side by side (BLAS on one thread each).
+MAX_WORKERS = 8
 
 
 class TopK(NamedTuple):
@@ -151,104 +158,201 @@ def search(
     k = max(0, min(int(k), n))
     if k == 0 or q == 0:
         return TopK(np.empty((q, k), np.int64), np.empty((q, k), np.float32))
-    # float32 scores per product; two blocks exist at once (one ranked, one computed)
-    step = max(1, min(int(block_bytes) // 2, STEP_BYTES) // 4)
+    workers = _workers() if q > 1 else 1
+    # float32 scores per product: one block per worker exists at a time
+    step = max(1, min(int(block_bytes) // workers, STEP_BYTES) // 4)
     q_chunk = max(1, min(q, step // min(n, MIN_BLOCK_ROWS)))
     rows = max(1, step // q_chunk)
+    blocks = -(-n // rows)
+    if workers > 1 and blocks > 1:  # a multiple of the workers, so that they finish together
+        blocks = -(-blocks // workers) * workers
+        rows = -(-n // blocks)
+    else:
+        workers = 1
     out_idx = np.empty((q, k), np.int64)
     out_val = np.empty((q, k), np.float32)
-    for q0 in range(0, q, q_chunk):
-        best = _search_chunk(qm[q0 : q0 + q_chunk], matrix, k, rows)
-        out_idx[q0 : q0 + q_chunk], out_val[q0 : q0 + q_chunk] = best
+    with _Workers(workers) as pool:
+        for q0 in range(0, q, q_chunk):
+            best = _search_chunk(qm[q0 : q0 + q_chunk], matrix, k, rows, pool)
+            out_idx[q0 : q0 + q_chunk], out_val[q0 : q0 + q_chunk] = best
     return TopK(out_idx, out_val)
 
 
-def _search_chunk(qb: NDArray[np.float32], matrix: NDArray[np.float32], k: int, rows: int) -> TopK:
+def _workers() -> int:
+    """Threads that each compute and rank their own blocks (BLAS on one thread each)."""
+    if _blas_limiter() is None:
+        return 1
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, min(cores or 1, MAX_WORKERS))
+
+
+_LIMITER: list[Any] = []
+_LIMIT_LOCK = threading.Lock()
+_LIMIT_STATE: dict[str, Any] = {"users": 0, "limit": None}
+
+
+def _blas_limiter() -> Any:
+    """threadpoolctl's controller (created once), or ``None`` without threadpoolctl."""
+    with _LIMIT_LOCK:
+        if not _LIMITER:
+            try:
+                from threadpoolctl import ThreadpoolController
+            except ImportError:
+                _LIMITER.append(None)
+            else:
+                _LIMITER.append(ThreadpoolController())
+    return _LIMITER[0]
+
+
+class _Workers:
+    """A pool of ``n`` threads, the BLAS limited to one thread while it is open (n > 1).
+
+    The limit is process-wide (it is the BLAS's own setting): searches running at
+    once share it, the first one sets it and the last one restores the original.
+    """
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.pool: ThreadPoolExecutor | None = None
+
+    def __enter__(self) -> _Workers:
+        if self.n > 1:
+            from concurrent.futures import ThreadPoolExecutor  # here: keeps `import embedkit` fast
+
+            with _LIMIT_LOCK:
+                if not _LIMIT_STATE["users"]:
+                    _LIMIT_STATE["limit"] = _LIMITER[0].limit(limits=1, user_api="blas")
+                _LIMIT_STATE["users"] += 1
+            self.pool = ThreadPoolExecutor(self.n, thread_name_prefix="embedkit-search")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.pool is not None:
+            self.pool.shutdown()
+            with _LIMIT_LOCK:
+                _LIMIT_STATE["users"] -= 1
+                if not _LIMIT_STATE["users"]:
+                    _LIMIT_STATE["limit"].restore_original_limits()
+                    _LIMIT_STATE["limit"] = None
+
+
+def _search_chunk(
+    qb: NDArray[np.float32], matrix: NDArray[np.float32], k: int, rows: int, pool: _Workers
+) -> TopK:
     """Top-k of ``qb @ matrix.T``, one ``(rows, q)`` score block at a time.
 
-    While a helper thread ranks one block, this thread computes the next product
-    (numpy releases the GIL in both), so two score blocks exist at a time. Each
-    query keeps its running k-th best score ``t`` (from lower rows): a later row
-    can enter its top k only with a score ``> t`` (an equal score loses the tie to
-    the lower row), so a block is ranked only for the queries whose block maximum
-    beats ``t``; the rest cost one group-maximum pass. Exact, same tie rule.
+    With ``pool.n`` workers, each takes the next block not yet taken, computes its
+    product on one BLAS thread and ranks it into its own running top-k; the
+    workers' top-k are merged at the end. So every core computes and ranks at
+    once: a product on all cores followed by ranking was measured slower (the
+    BLAS threads spin between products, and ranking in a thread beside a
+    product stalls its statically split work). Each worker keeps per query its
+    running k-th best score ``t`` (from lower rows: a worker's blocks come in row
+    order): a later row can enter its top k only with a score ``> t`` (an equal
+    score loses the tie to the lower row), so only the groups of rows whose
+    maximum beats ``t`` are looked at. Exact, same tie rule.
     """
-    from concurrent.futures import ThreadPoolExecutor  # here: keeps `import embedkit` fast
-
     nq, n = qb.shape[0], matrix.shape[0]
     if rows >= n:
         return _block_top_k(np.asarray(matrix, dtype=np.float32) @ qb.T, k)[1]
-    best = TopK(np.full((nq, k), n, np.int64), np.full((nq, k), -np.inf, np.float32))
-    pending: list[tuple[int, Future[tuple[NDArray[np.int64], TopK]]]] = []
-    with ThreadPoolExecutor(1, thread_name_prefix="embedkit-rank") as ranker:
-        for r0 in range(0, n, rows):
+    starts = iter(range(0, n, rows))  # shared: next() is atomic under the GIL
+
+    def worker() -> TopK:
+        best = TopK(np.full((nq, k), n, np.int64), np.full((nq, k), -np.inf, np.float32))
+        buffer = np.empty((rows, nq), np.float32)  # reused: no fresh pages per block
+        qt = qb.T
+        for r0 in starts:
             block = np.asarray(matrix[r0 : r0 + rows], dtype=np.float32)
-            scores = block @ qb.T  # (b, q): rows of the block by queries
-            if pending:
-                _merge(best, *pending.pop())
-            above = best.scores[:, -1].copy()
-            pending.append((r0, ranker.submit(_block_top_k, scores, k, above)))
-        _merge(best, *pending.pop())
-    return best
+            scores = buffer[: block.shape[0]]  # (b, q): rows of the block by queries
+            np.matmul(block, qt, out=scores)
+            _rank_into(best, r0, scores, k)
+        return best
+
+    if pool.pool is None:
+        return worker()
+    found = [job.result() for job in [pool.pool.submit(worker) for _ in range(pool.n)]]
+    vals = np.concatenate([f.scores for f in found], axis=1)
+    idx = np.concatenate([f.indices for f in found], axis=1)
+    order = np.lexsort((idx, -vals), axis=1)[:, :k]  # ties: the lower row first
+    return TopK(np.take_along_axis(idx, order, axis=1), np.take_along_axis(vals, order, axis=1))
 
 
-def _merge(best: TopK, offset: int, future: Future[tuple[NDArray[np.int64], TopK]]) -> None:
-    """Merge a block's top-k (rows from ``offset``) into ``best`` in place: ties to the lower row."""
-    active, found = future.result()
+def _rank_into(best: TopK, offset: int, scores: NDArray[np.float32], k: int) -> None:
+    """Merge the top-k of a ``(b, q)`` score block (rows from ``offset``) into ``best``."""
+    active, found = _block_top_k(scores, k, best.scores[:, -1].copy())
     if not active.size:
         return
-    k = best.indices.shape[1]
     vals = np.concatenate([best.scores[active], found.scores], axis=1)
     idx = np.concatenate([best.indices[active], found.indices + offset], axis=1)
-    order = np.lexsort((idx, -vals), axis=1)[:, :k]
+    order = np.lexsort((idx, -vals), axis=1)[:, :k]  # ties: the lower row first
     best.indices[active] = np.take_along_axis(idx, order, axis=1)
     best.scores[active] = np.take_along_axis(vals, order, axis=1)
+
+
+def _group_maxima(scores: NDArray[np.float32], out: NDArray[np.float32]) -> None:
+    """``out[j, q] = max(scores[j * GROUP_ROWS : (j + 1) * GROUP_ROWS, q])`` for each group
+    of rows of the ``(b, q)`` block (the last one may be shorter)."""
+    b, nq = scores.shape
+    g = GROUP_ROWS
+    full = b // g
+    np.max(scores[: full * g].reshape(full, g, nq), axis=1, out=out[:full])
+    if full * g < b:
+        np.max(scores[full * g :], axis=0, out=out[full])
 
 
 def _block_top_k(
     scores: NDArray[np.float32], k: int, above: NDArray[np.float32] | None = None
 ) -> tuple[NDArray[np.int64], TopK]:
-    """``(active, top_k(scores[:, active].T, k))`` for a ``(b, q)`` block.
+    """``(active, found)`` for a ``(b, q)`` block: what may enter each query's top k.
 
     ``active``: the queries with some score ``> above[q]`` (all of them when
-    ``above`` is ``None``); rows of the result follow ``active``. The block's rows
-    are cut into groups of ``GROUP_ROWS``. If the k-th largest group maximum of a
-    query is ``t``, at least k scores are ``>= t``, so every top-k score lies in a
-    group whose maximum is ``>= t``; when exactly k groups reach ``t`` (no tie),
-    only their ``k * GROUP_ROWS`` scores need a ``top_k``. Queries with tied group
-    maxima get the plain ``top_k`` of their whole column.
+    ``above`` is ``None``). ``found`` (rows follow ``active``, ``k`` columns, row
+    indices of the block, best first, ties to the lower row) holds every score
+    ``> above[q]`` of the block's top k, padded with ``-inf`` where fewer are
+    looked at. How: the block's rows are cut into groups of ``GROUP_ROWS`` and
+    one pass takes each group's maximum per query. Only groups whose maximum is
+    ``> above[q]`` can add a row. And if the k-th largest group maximum of a
+    query is ``t``, at least k scores are ``>= t``, so its top k lies in groups
+    whose maximum is ``>= t`` (ties included). The scores of the groups passing
+    both tests are gathered and ranked: typically ``k * GROUP_ROWS`` per query.
     """
     b, nq = scores.shape
     g = GROUP_ROWS
-    groups = b // g
+    groups = -(-b // g)
     everyone = np.arange(nq, dtype=np.int64)
-    if groups <= 2 * k or nq == 1:  # one query: argpartition is cheap next to the product
-        return everyone, top_k(scores.T, k)
-    maxima = scores[: groups * g].reshape(groups, g, nq).max(axis=1).T  # (nq, groups)
-    if groups * g < b:  # the last rows form a shorter group
-        tail = scores[groups * g :].max(axis=0)[:, None]
-        maxima = np.concatenate([maxima, tail], axis=1)
+    if groups <= 2 * k or nq < MIN_GROUP_QUERIES:  # argpartition is cheap enough here
+        if above is None:
+            return everyone, top_k(scores.T, k)
+        active = np.flatnonzero(scores.max(axis=0) > above).astype(np.int64)
+        return active, top_k(scores[:, active].T, k)
+    maxima = np.empty((groups, nq), np.float32)
+    _group_maxima(scores, maxima)
+    m = np.ascontiguousarray(maxima.T)  # (queries, groups)
     if above is None:
         active = everyone
     else:
-        active = np.flatnonzero(maxima.max(axis=1) > above).astype(np.int64)
+        passing = m > above[:, None]
+        active = np.flatnonzero(passing.any(axis=1)).astype(np.int64)
         if not active.size:
             return active, TopK(np.empty((0, k), np.int64), np.empty((0, k), np.float32))
-    m = np.ascontiguousarray(maxima if above is None else maxima[active])
-    na = active.size
-    chosen = np.sort(np.argpartition(-m, k - 1, axis=1)[:, :k], axis=1)
-    kth = np.take_along_axis(m, chosen, axis=1).min(axis=1)
-    rows = (chosen[:, :, None] * g + np.arange(g)).reshape(na, k * g)
-    beyond = rows >= b  # past the end of a shorter last group
-    flat = np.minimum(rows, b - 1) * nq + active[:, None]
-    cand = np.take(scores.reshape(-1), flat)
+        m, passing = m[active], passing[active]
+        many = np.flatnonzero(passing.sum(axis=1) > k)
+    if above is None or many.size:  # keep only the groups reaching the k-th group maximum
+        sub = m if above is None else m[many]
+        reach = sub >= np.partition(sub, groups - k, axis=1)[:, groups - k : groups - k + 1]
+        if above is None:
+            passing = reach
+        else:
+            passing[many] &= reach
+    width = int(passing.sum(axis=1).max())
+    # per active query, its passing groups in row order, padded with group ``groups``
+    chosen = np.full((active.size, width), groups, np.int64)
+    q_of, g_of = np.nonzero(passing)
+    starts = np.searchsorted(q_of, np.arange(active.size))
+    chosen[q_of, np.arange(q_of.size) - starts[q_of]] = g_of
+    rows = (chosen[:, :, None] * g + np.arange(g)).reshape(active.size, width * g)
+    beyond = rows >= b  # padding, or past the end of a shorter last group
+    cand = scores[np.minimum(rows, b - 1), active[:, None]]
     cand[beyond] = -np.inf
     found = top_k(cand, k)
-    out = TopK(np.take_along_axis(rows, found.indices, axis=1), found.scores)
-    tied = np.flatnonzero((m >= kth[:, None]).sum(axis=1) > k)
-    step = max(1, nq // 4)  # a quarter of the block at a time bounds the temporaries
-    for t0 in range(0, tied.size, step):
-        some = tied[t0 : t0 + step]
-        exact = top_k(scores[:, active[some]].T, k)
-        out.indices[some], out.scores[some] = exact.indices, exact.scores
-    return active, out
+    return active, TopK(np.take_along_axis(rows, found.indices, axis=1), found.scores)

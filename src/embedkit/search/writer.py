@@ -4,7 +4,8 @@ The folder is the one :class:`~embedkit.search.index.VectorIndex` loads (same
 files, same manifest): vectors are appended to ``vectors.npy``, ids to a JSON
 array, metadata to JSON lines, and :meth:`IndexWriter.commit` swaps the folder in
 atomically (:mod:`embedkit._folder`). Memory holds one block plus the set of ids
-(to refuse duplicates); an index of any size can then be searched memory-mapped
+(to refuse duplicates; default ids, the running positions, are kept as ranges,
+not one by one); an index of any size can then be searched memory-mapped
 (``VectorIndex.load(path, mmap=True)``)::
 
     with IndexWriter("idx", dim=384, spec=model.spec) as out:
@@ -15,9 +16,10 @@ atomically (:mod:`embedkit._folder`). Memory holds one block plus the set of ids
 
 from __future__ import annotations
 
+import bisect
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO
 
@@ -46,7 +48,7 @@ class IndexWriter(Closing):
         self._ids: IO[bytes] = open(self._folder.path_of(IDS), "wb")  # noqa: SIM115
         self._meta: IO[bytes] = open(self._folder.path_of(METADATA), "wb")  # noqa: SIM115
         self._ids.write(b"[")
-        self._seen: dict[Id, int] = {}
+        self._seen = _TakenIds()
         self.count = 0
 
     def add(
@@ -60,8 +62,11 @@ class IndexWriter(Closing):
         m = unit.shape[0]
         new_ids = check_ids(ids, m, self.count, self._seen)
         lines = metadata_lines(check_metadata(metadata, m))
-        for offset, row_id in enumerate(new_ids):
-            self._seen[row_id] = self.count + offset
+        if ids is None:
+            self._seen.add_range(self.count, self.count + m)
+        else:
+            for offset, row_id in enumerate(new_ids):
+                self._seen.explicit[row_id] = self.count + offset
         encoded = ",".join(json.dumps(i) for i in new_ids).encode()
         self._ids.write((b"," if self.count and m else b"") + encoded)
         self._meta.write(lines)
@@ -85,3 +90,46 @@ class IndexWriter(Closing):
     def close(self) -> None:
         self._finish()
         self._folder.close()
+
+
+class _TakenIds(Mapping[Id, int]):
+    """The ids written so far, id -> row: explicit ids in a dict, default ids (row
+    ``i`` has id ``i``) as ranges, so 10M default ids cost a few bytes, not 1 GB."""
+
+    def __init__(self) -> None:
+        self.explicit: dict[Id, int] = {}
+        self._starts: list[int] = []
+        self._stops: list[int] = []
+
+    def add_range(self, start: int, stop: int) -> None:
+        if self._stops and self._stops[-1] == start:
+            self._stops[-1] = stop
+        elif stop > start:
+            self._starts.append(start)
+            self._stops.append(stop)
+
+    def _in_ranges(self, key: object) -> bool:
+        if not isinstance(key, int) or isinstance(key, bool):
+            return False
+        at = bisect.bisect_right(self._starts, key) - 1
+        return at >= 0 and key < self._stops[at]
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.explicit or self._in_ranges(key)
+
+    def __getitem__(self, key: Id) -> int:
+        if key in self.explicit:
+            return self.explicit[key]
+        if self._in_ranges(key):
+            return int(key)
+        raise KeyError(key)
+
+    def __iter__(self) -> Iterator[Id]:
+        yield from self.explicit
+        for start, stop in zip(self._starts, self._stops, strict=True):
+            yield from range(start, stop)
+
+    def __len__(self) -> int:
+        return len(self.explicit) + sum(
+            b - a for a, b in zip(self._starts, self._stops, strict=True)
+        )
