@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
+import hsk_sentences_audio as hsk
+import jieba  # noqa: F401
 import numpy as np
 import pytest
 
@@ -13,9 +15,6 @@ from embedkit import train_word2vec
 from embedkit.backends.gensim import Word2VecEmbedder
 from embedkit.search.kernels import cosine_similarity
 from embedkit.words.tokenize import get_tokenizer
-
-pytest.importorskip("jieba")
-hsk = pytest.importorskip("hsk_sentences_audio")
 
 
 @pytest.fixture(scope="module")

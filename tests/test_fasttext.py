@@ -7,6 +7,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import fasttext  # noqa: F401  (the fasttext extra: fail, never skip, when it is missing)
 import numpy as np
 import pytest
 
@@ -15,8 +16,6 @@ from embedkit import _folder
 from embedkit.backends import fasttext as ft_backend
 from embedkit.backends.fasttext import FastTextEmbedder, broken_build, fasttext_module
 from embedkit.errors import BackendError, ConfigError, CorruptFileError, MissingDependencyError
-
-pytest.importorskip("fasttext")
 
 
 def _data(name: str) -> str:
