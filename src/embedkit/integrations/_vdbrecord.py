@@ -17,7 +17,7 @@ from typing import Any, NamedTuple
 import numpy as np
 from numpy.typing import NDArray
 
-from embedkit.errors import CorruptFileError
+from embedkit.errors import CorruptFileError, EmbedkitError
 from embedkit.search.rows import Id, Metadata
 
 __all__ = [
@@ -121,3 +121,30 @@ def decode_metadata(text: str | None, where: str) -> Metadata:
     if not isinstance(value, dict):
         raise CorruptFileError(f"{where}: stored metadata is not a JSON object")
     return value
+
+
+class EngineErrors:
+    """``with Sub(message):`` turns an engine's exception into embedkit's error tree.
+
+    Each engine's subclass says how in :meth:`translate` (an embedkit error to raise
+    ``from`` the engine's, or ``None`` to let it pass); embedkit's own errors pass.
+    """
+
+    def __init__(self, message: str) -> None:
+        self.message = message
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: Any
+    ) -> None:
+        if exc is None or isinstance(exc, EmbedkitError):
+            return
+        error = self.translate(exc)
+        if error is not None:
+            raise error from exc
+
+    def translate(self, exc: BaseException) -> EmbedkitError | None:
+        """The embedkit error for ``exc``, or ``None``; the base class translates nothing."""
+        return None

@@ -41,6 +41,7 @@ from numpy.typing import NDArray
 from embedkit._optional import require
 from embedkit.errors import ConfigError, CorruptFileError, EmbedkitError, StorageError
 from embedkit.integrations._vdbrecord import (
+    EngineErrors,
     Match,
     Record,
     Rows,
@@ -249,20 +250,11 @@ class LanceCollection(VectorCollection):
             close()
 
 
-class _Translate:
+class _Translate(EngineErrors):
     """Engine failures -> :class:`CorruptFileError` (data) / :class:`StorageError` (I/O)."""
 
-    def __init__(self, message: str) -> None:
-        self.message = message
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: Any
-    ) -> None:
-        if exc is None or not isinstance(exc, _ERRORS) or isinstance(exc, EmbedkitError):
-            return
-        if isinstance(exc, PermissionError):
-            raise StorageError(f"{self.message}: {exc}") from exc
-        raise CorruptFileError(f"{self.message}: {exc}") from exc
+    def translate(self, exc: BaseException) -> EmbedkitError | None:
+        if not isinstance(exc, _ERRORS):
+            return None
+        kind = StorageError if isinstance(exc, PermissionError) else CorruptFileError
+        return kind(f"{self.message}: {exc}")

@@ -52,6 +52,7 @@ from embedkit.integrations._vdbrecord import (
     DIM_KEY,
     FORMAT_KEY,
     SPEC_KEY,
+    EngineErrors,
     Match,
     Record,
     Rows,
@@ -290,24 +291,24 @@ def _read_record(conn: Any, name: str) -> dict[str, Any] | None:
     return {SPEC_KEY: got[0] or "", DIM_KEY: got[1], FORMAT_KEY: got[2]}
 
 
-class _errors:
+class _errors(EngineErrors):
     """psycopg failures -> :class:`StorageError`; a duplicate key -> :class:`ConfigError`."""
 
     def __init__(self, message: str, owned: Any = None) -> None:
-        self.message = message
+        super().__init__(message)
         self.owned = owned  # a connection opened for this call, closed if it fails
-
-    def __enter__(self) -> None:
-        return None
 
     def __exit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: Any
     ) -> None:
         if exc is not None and self.owned is not None:
             self.owned.close()
+        super().__exit__(kind, exc, tb)
+
+    def translate(self, exc: BaseException) -> EmbedkitError | None:
         psycopg = _psycopg()
-        if exc is None or isinstance(exc, EmbedkitError) or not isinstance(exc, psycopg.Error):
-            return
+        if not isinstance(exc, psycopg.Error):
+            return None
         if isinstance(exc, psycopg.errors.UniqueViolation):
-            raise ConfigError(f"{self.message}: an id is already stored: {exc}") from exc
-        raise StorageError(f"{self.message}: {exc}") from exc
+            return ConfigError(f"{self.message}: an id is already stored: {exc}")
+        return StorageError(f"{self.message}: {exc}")

@@ -52,6 +52,7 @@ from numpy.typing import NDArray
 from embedkit._optional import require
 from embedkit.errors import ConfigError, CorruptFileError, EmbedkitError, StorageError
 from embedkit.integrations._vdbrecord import (
+    EngineErrors,
     Match,
     Record,
     Rows,
@@ -211,23 +212,13 @@ class QdrantCollection(VectorCollection):
         self._owned.close()
 
 
-class _errors:
-    """Qdrant failures -> :class:`StorageError` (server errors, a folder in use, I/O)."""
+class _errors(EngineErrors):
+    """Qdrant failures -> :class:`StorageError` (server errors, I/O); "not found" -> ConfigError."""
 
-    def __init__(self, message: str) -> None:
-        self.message = message
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: Any
-    ) -> None:
+    def translate(self, exc: BaseException) -> EmbedkitError | None:
         api = require("qdrant_client.http.exceptions", "qdrant").ApiException
-        if exc is None or isinstance(exc, EmbedkitError):
-            return
         if not isinstance(exc, (api, OSError, RuntimeError, ValueError)):
-            return
+            return None
         if isinstance(exc, ValueError) and "not found" in str(exc):
-            raise ConfigError(f"{self.message}: {exc}") from exc
-        raise StorageError(f"{self.message}: {exc}") from exc
+            return ConfigError(f"{self.message}: {exc}")
+        return StorageError(f"{self.message}: {exc}")
