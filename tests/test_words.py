@@ -310,6 +310,8 @@ def test_a_save_replaces_the_folder_whole_and_keeps_nothing_outside_the_manifest
     assert sorted(p.name for p in folder.iterdir() if not p.name.startswith(".")) == sorted(
         ["manifest.json", data_file(folder, "vectors.npy").parent.name]
     )
+    with _folder.FolderWriter(tmp_path / "other", "index") as writer:
+        writer.write_npy("x.npy", np.zeros(2))
+        writer.commit()
     with pytest.raises(CorruptFileError, match="holds 'index', not 'words'"):
-        _folder.write(tmp_path / "other", "index", {"x.npy": np.zeros(2)})
         WordVectors.load(tmp_path / "other")

@@ -3,9 +3,8 @@
 Layout::
 
     <folder>/
-      manifest.json    {"format": "embedkit.folder", "version": 1, "kind": "index",
-                        "data": "data-<id>", "meta": {...},
-                        "files": {"vectors.npy": {"bytes": 1536, "sha256": "..."}, ...}}
+      manifest.json    {"format": "embedkit.folder", "version": 2, "kind": "index", "meta": {...},
+                       "data": "data-<id>", "files": {"vectors.npy": {"bytes": 1536, "sha256": ...}}}
       data-<id>/       the files the manifest lists; never changed once it names them
       .lock            held by a writer while it saves
 
@@ -56,11 +55,10 @@ __all__ = [
     "data_path",
     "is_folder",
     "read",
-    "write",
 ]
 
 FORMAT = "embedkit.folder"
-VERSION = 1
+VERSION = 2  # 2: an index's ids.json may be {"range": [0, n]} (version 1 folders still load)
 MANIFEST = "manifest.json"
 LOCK = ".lock"
 _DATA = re.compile(r"data-[0-9a-f]{32}")
@@ -159,22 +157,6 @@ class FolderWriter(Closing):
         self._lock.release()
 
 
-def write(
-    path: str | os.PathLike[str],
-    kind: str,
-    files: Mapping[str, bytes | NDArray[Any]],
-    meta: Mapping[str, Any] | None = None,
-) -> Path:
-    """Save ``files`` (bytes, or arrays as ``.npy``) under ``path`` atomically."""
-    with FolderWriter(path, kind) as writer:
-        for name, content in files.items():
-            if isinstance(content, bytes):
-                writer.write_bytes(name, content)
-            else:
-                writer.write_npy(name, content)
-        return writer.commit(meta)
-
-
 # -- reading ------------------------------------------------------------------------
 @dataclass
 class Snapshot(Closing):
@@ -204,6 +186,11 @@ class Snapshot(Closing):
         fh = self._handle(name)
         fh.seek(0)
         return fh.read()
+
+    def read_mapped(self, name: str) -> NDArray[np.uint8]:
+        """The bytes of ``name``, memory-mapped read-only."""
+        fh = self._handle(name)
+        return np.memmap(fh, np.uint8, "r") if self.sizes[name] else np.empty(0, np.uint8)
 
     def read_json(self, name: str) -> Any:
         try:
@@ -336,8 +323,7 @@ def _read_manifest(folder: Path, kind: str) -> dict[str, Any]:
 
 
 def _check(folder: Path, name: str, fh: BinaryIO, info: Mapping[str, Any], verify: bool) -> None:
-    size = os.fstat(fh.fileno()).st_size
-    if size != info["bytes"]:
+    if (size := os.fstat(fh.fileno()).st_size) != info["bytes"]:
         raise CorruptFileError(
             f"{folder}: {name} has {size} bytes, the manifest says {info['bytes']}"
         )
@@ -360,7 +346,7 @@ def _fsync_and_hash(path: Path) -> str:
 
 
 def _fsync_dir(path: Path) -> None:
-    if os.name != "posix":
+    if os.name != "posix":  # directories cannot be opened (nor fsynced) elsewhere
         return
     fd = os.open(path, os.O_RDONLY)
     try:

@@ -13,13 +13,12 @@ kind ``"index"``; no pickle anywhere)::
 
     manifest.json    format version, spec, dim, count, store, size and sha256 of each file
     data-<id>/vectors.npy      float32 (count, dim), unit-normalised rows
-    data-<id>/ids.json         list of ids (str or int)
+    data-<id>/ids.json         list of ids (str or int), or {"range": [0, count]}
     data-<id>/metadata.jsonl   one JSON object (or null) per row
 """
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -40,17 +39,9 @@ from embedkit.jobs.cache import CacheOption
 from embedkit.jobs.embed import DEFAULT_BATCH_SIZE, EmbedJob, ModelLike
 from embedkit.protocol import Embedder, embed_queries
 from embedkit.registry import load, same_model
-from embedkit.search.rows import (
-    Id,
-    Metadata,
-    check_ids,
-    check_metadata,
-    metadata_lines,
-    parse_metadata,
-    query_rows,
-    unit_rows,
-)
-from embedkit.search.store import VectorStore, load_store, make_store
+from embedkit.search.columns import IdColumn, MetadataColumn
+from embedkit.search.rows import Id, Metadata, check_metadata, query_rows, unit_rows
+from embedkit.search.store import MappedFiles, VectorStore, load_store, make_store
 from embedkit.spec import canonical_spec
 
 __all__ = ["KIND", "Hit", "VectorIndex", "check_same_model"]
@@ -90,9 +81,9 @@ class VectorIndex:
         self.spec = spec
         self._embedder = embedder
         self.store = make_store(store, self.dim)
-        self._ids: list[Id] = []
-        self._metadata: list[Metadata] = []
-        self._positions: dict[Id, int] = {}
+        self._mapped = MappedFiles()  # metadata.jsonl where it is memory-mapped
+        self._ids = IdColumn()
+        self._metadata = MetadataColumn()
 
     # -- construction -------------------------------------------------------------
     @classmethod
@@ -127,7 +118,7 @@ class VectorIndex:
         """Embed ``texts`` with ``model`` (anything :func:`embedkit.load` takes) and index them."""
         job = EmbedJob(texts, model, cache=cache, batch_size=batch_size, progress=progress)
         index: VectorIndex | None = None
-        for block, block_ids, block_meta in _blocks(job, ids, metadata, {}):
+        for block, block_ids, block_meta in _blocks(job, ids, metadata, IdColumn()):
             if index is None:
                 index = cls(job.dim, embedder=job.embedder, store=store)
             index._append(unit_rows(block, job.dim), block_ids, block_meta)
@@ -145,7 +136,7 @@ class VectorIndex:
     ) -> None:
         """Embed ``texts`` with the index's model and append them."""
         job = EmbedJob(texts, self.embedder, cache=cache, batch_size=batch_size, progress=progress)
-        checked = list(_blocks(job, ids, metadata, self._positions, len(self)))
+        checked = list(_blocks(job, ids, metadata, self._ids))
         for block, block_ids, block_meta in checked:  # all embedded before any is added
             self._append(unit_rows(block, self.dim), block_ids, block_meta)
 
@@ -165,13 +156,11 @@ class VectorIndex:
         metadata: Sequence[Metadata] | None,
     ) -> None:
         m = unit.shape[0]
-        new_ids = check_ids(ids, m, len(self), self._positions)
+        new_ids = self._ids.checked(ids, m)
         new_meta = check_metadata(metadata, m)
         self.store.add(unit)
-        start = len(self._ids)
-        self._ids += new_ids
-        self._metadata += new_meta
-        self._positions.update((row_id, start + i) for i, row_id in enumerate(new_ids))
+        self._ids.extend(new_ids, m)
+        self._metadata.extend(new_meta)
 
     # -- access -------------------------------------------------------------------
     def __len__(self) -> int:
@@ -181,15 +170,15 @@ class VectorIndex:
         return f"<VectorIndex n={len(self)} dim={self.dim} spec={self.spec!r}>"
 
     def _repr_html_(self) -> str:
-        return _html.index(self, self._ids[: _html.ROWS], self._metadata[: _html.ROWS])
+        return _html.index(self, self._ids.head(_html.ROWS), self._metadata.head(_html.ROWS))
 
     @property
     def ids(self) -> list[Id]:
-        return list(self._ids)
+        return self._ids.to_list()
 
     @property
     def metadata(self) -> list[Metadata]:
-        return list(self._metadata)
+        return self._metadata.to_list()
 
     @property
     def vectors(self) -> NDArray[np.float32]:
@@ -241,9 +230,11 @@ class VectorIndex:
         if isinstance(queries, Sequence) and not isinstance(queries, str) and not len(queries):
             return []  # zero queries, zero results
         found = self.store.search(self._query_matrix(queries), int(k), exact=exact)
+        self._mapped.check()
+        ids, meta = self._ids, self._metadata
         return [
             [
-                Hit(self._ids[i], float(s), self._metadata[i])
+                Hit(ids.at(i), float(s), meta[i])
                 for i, s in zip(row_idx.tolist(), row_val.tolist(), strict=True)
             ]
             for row_idx, row_val in zip(found.indices, found.scores, strict=True)
@@ -279,8 +270,9 @@ class VectorIndex:
         """Write the index to the folder ``path`` atomically (see the module docstring)."""
         with _folder.FolderWriter(path, KIND) as writer:
             store_meta = self.store.save(writer)
-            writer.write_bytes(IDS, json.dumps(self._ids).encode())
-            writer.write_bytes(METADATA, metadata_lines(self._metadata))
+            writer.write_bytes(IDS, self._ids.encode())
+            with open(writer.path_of(METADATA), "wb") as fh:
+                self._metadata.write(fh)
             return writer.commit(
                 {"spec": self.spec, "dim": self.dim, "count": len(self), "store": store_meta}
             )
@@ -296,25 +288,20 @@ class VectorIndex:
     ) -> VectorIndex:
         """Read an index saved by :meth:`save` (or streamed by the CLI).
 
-        ``mmap=True`` maps ``vectors.npy`` instead of reading it: search then
-        streams the matrix from disk block by block. ``verify`` checks every
-        file's sha256 against the manifest (sizes are always checked).
+        ``mmap=True`` maps ``vectors.npy`` and ``metadata.jsonl`` instead of reading
+        them: search then streams the matrix from disk block by block, and a hit's
+        metadata is read when it is returned. ``verify`` checks every file's sha256
+        against the manifest (sizes are always checked).
         """
         with _folder.read(path, KIND, verify=verify) as snap:
             meta = _check_meta(snap.meta, snap.path)
             store = load_store(snap, meta, mmap=mmap)
-            ids = snap.read_json(IDS)
-            metadata = parse_metadata(snap.read_bytes(METADATA), meta["count"], str(snap.path))
-        if not isinstance(ids, list) or len(ids) != meta["count"]:
-            raise CorruptFileError(f"{path}: {IDS} does not hold {meta['count']} ids")
-        index = cls(meta["dim"], spec=meta["spec"], store=make_store("exact", meta["dim"]))
-        index.store = store
-        try:
-            index._ids = check_ids(ids, len(ids), 0, {})
-        except ConfigError as exc:
-            raise CorruptFileError(f"{path}: {IDS}: {exc}") from exc
-        index._metadata = metadata
-        index._positions = {row_id: pos for pos, row_id in enumerate(index._ids)}
+            ids = IdColumn.decode(snap.read_json(IDS), meta["count"], f"{snap.path}: {IDS}")
+            lines = snap.read_mapped(METADATA) if mmap else snap.read_bytes(METADATA)
+            metadata = MetadataColumn.from_lines(lines, meta["count"], f"{snap.path}: {METADATA}")
+            index = cls(meta["dim"], spec=meta["spec"], store=make_store("exact", meta["dim"]))
+            index._mapped.watch(snap, METADATA, lines)
+        index.store, index._ids, index._metadata = store, ids, metadata
         if embedder is not None:
             index.use_embedder(embedder)
         return index
@@ -324,16 +311,16 @@ def _blocks(
     job: EmbedJob,
     ids: Sequence[Id] | None,
     metadata: Sequence[Metadata] | None,
-    taken: Mapping[Id, int],
-    start: int = 0,
-) -> Iterator[tuple[NDArray[np.float32], list[Id], list[Metadata]]]:
-    """The job's blocks with their ids and metadata, both checked before any embedding."""
+    taken: IdColumn,
+) -> Iterator[tuple[NDArray[np.float32], list[Id] | None, list[Metadata]]]:
+    """The job's blocks with their ids (``None``: default ids) and metadata, both
+    checked before any embedding."""
     n = job.total or 0
-    all_ids = check_ids(ids, n, start, taken)
+    all_ids = taken.checked(ids, n)
     all_meta = check_metadata(metadata, n)
     for block in job.batches():
         a, b = int(block.rows[0]), int(block.rows[-1]) + 1
-        yield block.vectors, all_ids[a:b], all_meta[a:b]
+        yield block.vectors, None if all_ids is None else all_ids[a:b], all_meta[a:b]
 
 
 def check_same_model(spec: str | None, embedder: Embedder) -> None:

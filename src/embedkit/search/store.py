@@ -117,7 +117,7 @@ class MappedFiles:
     def __init__(self) -> None:
         self._files: list[tuple[Path, int]] = []
 
-    def watch(self, snapshot: Snapshot, name: str, array: NDArray[Any]) -> None:
+    def watch(self, snapshot: Snapshot, name: str, array: object) -> None:
         """Remember ``name`` when ``array`` maps it."""
         if isinstance(array, np.memmap):
             self._files.append((snapshot.file_path(name), snapshot.sizes[name]))

@@ -2,7 +2,8 @@
 
 The folder is the one :class:`~embedkit.search.index.VectorIndex` loads (same
 files, same manifest): vectors are appended to ``vectors.npy``, ids to a JSON
-array, metadata to JSON lines, and :meth:`IndexWriter.commit` swaps the folder in
+array (or, while every row ``i`` has the id ``i``, ``{"range": [0, n]}`` at the
+end), metadata to JSON lines, and :meth:`IndexWriter.commit` swaps the folder in
 atomically (:mod:`embedkit._folder`). Memory holds one block plus the set of ids
 (to refuse duplicates; default ids, the running positions, are kept as ranges,
 not one by one); an index of any size can then be searched memory-mapped
@@ -47,8 +48,8 @@ class IndexWriter(Closing):
         self._vectors = NpyWriter(self._folder.path_of(VECTORS), self.dim)
         self._ids: IO[bytes] = open(self._folder.path_of(IDS), "wb")  # noqa: SIM115
         self._meta: IO[bytes] = open(self._folder.path_of(METADATA), "wb")  # noqa: SIM115
-        self._ids.write(b"[")
         self._seen = _TakenIds()
+        self._ranged = True  # every id so far is its row number: none written yet
         self.count = 0
 
     def add(
@@ -62,13 +63,20 @@ class IndexWriter(Closing):
         m = unit.shape[0]
         new_ids = check_ids(ids, m, self.count, self._seen)
         lines = metadata_lines(check_metadata(metadata, m))
-        if ids is None:
+        if ids is None or new_ids == list(range(self.count, self.count + m)):
             self._seen.add_range(self.count, self.count + m)
         else:
             for offset, row_id in enumerate(new_ids):
                 self._seen.explicit[row_id] = self.count + offset
-        encoded = ",".join(json.dumps(i) for i in new_ids).encode()
-        self._ids.write((b"," if self.count and m else b"") + encoded)
+            if self._ranged:  # the first other id: write the row numbers so far
+                self._ranged = False
+                self._ids.write(b"[")
+                for start in range(0, self.count, 1 << 16):
+                    stop = min(self.count, start + (1 << 16))
+                    self._ids.write(b"".join(b"%d," % i for i in range(start, stop)))
+        if not self._ranged and m:
+            encoded = ",".join(json.dumps(i) for i in new_ids).encode()
+            self._ids.write(encoded + b",")
         self._meta.write(lines)
         self._vectors.write(unit)
         self.count += m
@@ -77,7 +85,11 @@ class IndexWriter(Closing):
         """Finish the files and make them the folder's content; returns the folder."""
         if self._ids.closed:
             raise ConfigError("this IndexWriter is already closed")
-        self._ids.write(b"]")
+        if self._ranged:
+            self._ids.write(json.dumps({"range": [0, self.count]}).encode())
+        else:
+            self._ids.seek(-1, os.SEEK_END)  # the last ","
+            self._ids.write(b"]")
         self._finish()
         meta = {"spec": self.spec, "dim": self.dim, "count": self.count}
         return self._folder.commit({**meta, "store": {"kind": ExactStore.kind}})
