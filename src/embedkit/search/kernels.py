@@ -80,7 +80,11 @@ def normalize(x: ArrayLike) -> NDArray[np.float32]:
     arr = as_matrix(x)
     # Squares summed in float64: float32 would overflow for entries near 1e20 and
     # underflow to a zero norm for entries near 1e-20.
-    norms = np.sqrt(np.einsum("ij,ij->i", arr, arr, dtype=np.float64)).astype(np.float32)
+    if arr.shape[0] == 1:  # one query: a plain dot product costs less than einsum's set-up
+        wide = arr[0].astype(np.float64)
+        norms = np.sqrt(np.array([wide @ wide])).astype(np.float32)
+    else:
+        norms = np.sqrt(np.einsum("ij,ij->i", arr, arr, dtype=np.float64)).astype(np.float32)
     norms[norms == 0] = 1.0
     out: NDArray[np.float32] = arr / norms[:, None]
     return out

@@ -47,6 +47,8 @@ def unit_rows(vectors: ArrayLike, dim: int | None, what: str = "vectors") -> NDA
         raise DimensionMismatchError(
             f"{what} have dimension {matrix.shape[1]}, the index has {dim}"
         )
+    if np.isfinite(matrix).all():
+        return normalize(matrix)
     bad = np.flatnonzero(~np.isfinite(matrix).all(axis=1))
     if bad.size:
         raise InvalidInputError(
