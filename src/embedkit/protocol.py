@@ -35,6 +35,7 @@ from __future__ import annotations
 import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal, Protocol, get_args, runtime_checkable
 
@@ -141,14 +142,20 @@ def check_on_long(value: object) -> OnLong:
     return value  # type: ignore[return-value]
 
 
+# True while embed_detailed runs for queries, so that the hooks it calls (count_tokens,
+# _truncate, _chunk) can count and cut under a model's query prompt; see querying().
+_QUERYING: ContextVar[bool] = ContextVar("embedkit_querying", default=False)
+
+
 class BaseEmbedder(ABC):
     """Shared checks for backends: validation, the ``on_long`` policy, output shape.
 
     Subclasses set ``backend`` and implement ``dim``, ``_spec_parts`` and
     ``_embed(texts)`` (valid, within-limit texts -> ``(len(texts), dim)``);
-    asymmetric models override ``_embed_queries``. Backends with a token limit
-    override ``max_tokens``, ``count_tokens``, ``_truncate`` and ``_chunk``, and may
-    override ``_token_bounds`` with a cheap upper bound of the counts.
+    asymmetric models override ``_embed_queries`` (and read :meth:`querying` in
+    their token hooks). Backends with a token limit override ``max_tokens``,
+    ``count_tokens``, ``_truncate`` and ``_chunk``, and may override
+    ``_token_bounds`` with a cheap upper bound of the counts.
     """
 
     backend: ClassVar[str]
@@ -198,6 +205,11 @@ class BaseEmbedder(ABC):
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.spec}>"
 
+    @staticmethod
+    def querying() -> bool:
+        """Whether the policy path now runs for queries (inside :meth:`embed_query`)."""
+        return _QUERYING.get()
+
     # -- the one path ------------------------------------------------------------------
     def embed(self, texts: Sequence[str] | str) -> Matrix:
         """``(len(texts), dim)`` float32; a bare ``str`` counts as one text."""
@@ -234,7 +246,13 @@ class BaseEmbedder(ABC):
         ``counts``: token counts already known (exact, or ``-1`` where a text is
         known to be within the limit), so that no text is counted twice.
         """
-        items = check_texts(texts)
+        mode = _QUERYING.set(query)
+        try:
+            return self._policy(check_texts(texts), counts, query)
+        finally:
+            _QUERYING.reset(mode)
+
+    def _policy(self, items: list[str], counts: Counts | None, query: bool) -> Embedded:
         run = self._embed_queries if query else self._embed
         limit = self.max_tokens
         none = np.empty(0, np.int64)

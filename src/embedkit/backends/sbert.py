@@ -34,7 +34,6 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
-from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -59,7 +58,7 @@ from embedkit.errors import (
     EmbedkitError,
     MissingDependencyError,
 )
-from embedkit.protocol import BaseEmbedder, Counts, Embedded, OnLong, check_on_long
+from embedkit.protocol import BaseEmbedder, Counts, OnLong, check_on_long
 from embedkit.spec import OptionValue
 from embedkit.validation import check_texts
 
@@ -74,10 +73,6 @@ __all__ = [
 ]
 
 PACKAGED = {"all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2"}
-
-# True while BaseEmbedder's policy path runs for queries: counting and chunking
-# then use the query prompt (the base class asks count_tokens/_chunk without a flag).
-_QUERY_MODE: ContextVar[bool] = ContextVar("embedkit_sbert_query_mode", default=False)
 
 
 def packaged_model_path(name: str) -> str | None:
@@ -217,22 +212,8 @@ class SentenceTransformerEmbedder(BaseEmbedder):
         own = self.query_prompt if query else self.document_prompt
         return own if own is not None else self._default_prompt
 
-    def embed_detailed(
-        self,
-        texts: Sequence[str] | str,
-        *,
-        counts: Counts | None = None,
-        query: bool = False,
-    ) -> Embedded:
-        """:meth:`BaseEmbedder.embed_detailed`, with counts and chunks under the right prompt."""
-        mode = _QUERY_MODE.set(query)
-        try:
-            return super().embed_detailed(texts, counts=counts, query=query)
-        finally:
-            _QUERY_MODE.reset(mode)
-
     def _current_prompt(self, query: bool | None) -> str:
-        return self.prompt(query=_QUERY_MODE.get() if query is None else query) or ""
+        return self.prompt(query=self.querying() if query is None else query) or ""
 
     # ----------------------------------------------------------------- tokens
     def count_tokens(self, texts: Sequence[str], *, query: bool | None = None) -> Counts:
