@@ -259,3 +259,13 @@ def test_workflow_with_openai_against_the_local_server(
     q = expected_matrix(["pet food"], "text-embedding-3-small", 256)[0]
     best = int(np.argmax(back.vectors @ q))
     assert hits.index[0] == back.rows.index[best]
+
+
+def test_n_tokens_is_counted_where_the_model_has_a_tokenizer_but_no_limit() -> None:
+    """The hashing backend has no token limit, but it counts tokens: the column says so."""
+    df = pd.DataFrame({"body": ["a b", "pet food is good", "猫粮很好"]})
+    ef = embed_frame(df, "hashing?dim=16", template="{body}", cache=False)
+    counts = embedkit.load("hashing?dim=16").count_tokens(df["body"].tolist())  # type: ignore[attr-defined]
+    assert ef.rows["n_tokens"].tolist() == counts.tolist() and counts.tolist()[:2] == [2, 4]
+    plain = CountingEmbedder()  # no tokenizer at all: the column stays empty, nothing fails
+    assert embed_frame(df, plain, template="{body}", cache=False).rows["n_tokens"].isna().all()

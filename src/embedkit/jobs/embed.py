@@ -155,7 +155,11 @@ class EmbedJob:
         self.drop = on_long == "drop"
         limited = self.embedder if isinstance(self.embedder, TokenLimited) else None
         self.limit: int | None = None if limited is None else limited.max_tokens
-        self.count = (count_tokens or enforced) and self.limit is not None
+        # counted for the policy where there is a limit; for the caller wherever the
+        # model has a tokenizer (a table's n_tokens column), limit or not
+        self.count = (enforced and self.limit is not None) or (
+            count_tokens and _has_tokenizer(self.embedder)
+        )
         self.exact = count_tokens
         own = limited.on_long if limited is not None else None
         self.policy: str | None = on_long if enforced else own
@@ -173,7 +177,8 @@ class EmbedJob:
             counts = self.embedder.token_counts(texts)
         else:
             counts = np.asarray(self.embedder.count_tokens(texts), dtype=np.int64)  # type: ignore[attr-defined]
-        over_limit(counts, int(self.limit or 0), str(self.policy))  # raises under "error"
+        if self.limit is not None:
+            over_limit(counts, self.limit, str(self.policy))  # raises under "error"
         return counts
 
     @property
@@ -222,7 +227,7 @@ class EmbedJob:
         counts: Counts | None = None
         if self.count:
             counts = self._count(batch) if self._counts is None else self._counts[rows]
-            over = counts > int(self.limit or 0)
+            over = counts > self.limit if self.limit is not None else np.zeros(len(rows), bool)
             self.stats.over_limit.update(
                 zip(rows[over].tolist(), counts[over].tolist(), strict=True)
             )
@@ -376,3 +381,10 @@ def embed_to_npy(
         for block in blocks:
             writer.write(block.vectors)
     return job.stats
+
+
+def _has_tokenizer(model: object) -> bool:
+    """Whether ``model`` counts tokens (``BaseEmbedder``'s own ``count_tokens`` refuses)."""
+    if isinstance(model, BaseEmbedder):
+        return type(model).count_tokens is not BaseEmbedder.count_tokens
+    return isinstance(model, TokenLimited)
