@@ -20,7 +20,7 @@ def test_benchmark_runs_quick(script: Path, tmp_path: Path) -> None:
         [sys.executable, str(script), "--quick"],
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=900,  # a loaded machine: bench_cluster starts a Ray cluster
         cwd=tmp_path,
         env=env,
     )

@@ -87,6 +87,7 @@ def test_metadata_is_read_lazily_and_exactly(tmp_path: Path, mmap: bool) -> None
     hit = back.search(rows(30)[4], k=1)[0]
     assert hit.id == 4 and hit.metadata == meta[4]
     assert back.metadata == meta
+    assert back.metadata == meta and back.metadata is not back.metadata  # parsed once, copies
     back.add_vectors(rows(2, seed=5), metadata=[{"new": True}, None])
     again = VectorIndex.load(back.save(tmp_path / "j"))
     assert again.metadata == [*meta, {"new": True}, None]
@@ -104,6 +105,8 @@ def test_a_damaged_metadata_line_is_corrupt_when_read(tmp_path: Path) -> None:
     assert back.search(rows(3)[0], k=1)[0].metadata == {"a": 1}
     with pytest.raises(CorruptFileError, match="metadata line 1"):
         back.search(rows(3)[1], k=1)
+    with pytest.raises(CorruptFileError, match="metadata line 1"):
+        back.metadata  # noqa: B018 - the whole list: parsed in one pass, the bad row named
     with pytest.raises(CorruptFileError, match="2 metadata lines, the manifest says 3"):
         MetadataColumn.from_lines(b'{"a": 1}\nnull\n', 3, "m")
     with pytest.raises(CorruptFileError):

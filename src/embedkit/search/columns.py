@@ -8,7 +8,8 @@ Both cost next to nothing per row where they can, so that a memory-mapped index 
   id -> row dict is built on the first lookup, not before.
 * :class:`MetadataColumn` keeps loaded metadata as the bytes of ``metadata.jsonl``
   (memory-mapped with ``mmap=True``) and the offsets of its line ends (int64, 8 B
-  per row); a row is parsed when a hit needs it. Rows added later are a list.
+  per row); a row is parsed when a hit needs it. Rows added later are a list; asking
+  for the whole list parses every line once and keeps the list from then on.
 
 On disk ``ids.json`` holds a JSON array of the ids or, for default ids,
 ``{"range": [0, n]}`` (folder format version 2).
@@ -122,7 +123,7 @@ class MetadataColumn:
     """Metadata in row order: loaded JSON lines parsed on access, then a list of new rows."""
 
     def __init__(self, entries: list[Metadata] | None = None) -> None:
-        self._lines: bytes | NDArray[np.uint8] = b""
+        self._lines = memoryview(b"")  # slices of a memoryview are cheap, of a memmap not
         self._ends: NDArray[np.int64] = np.empty(0, np.int64)
         self._tail: list[Metadata] = [] if entries is None else entries
         self._where = ""
@@ -132,7 +133,8 @@ class MetadataColumn:
         """The column over JSON lines (``\\n``-terminated, one per row; checked row by row
         when read: the file's sha256 is the check of the whole)."""
         column = cls()
-        column._lines, column._where = lines, where
+        column._lines = memoryview(lines) if isinstance(lines, bytes) else lines.data
+        column._where = where
         column._ends = _line_ends(lines)
         if len(column._ends) != count or (count and column._ends[-1] != len(lines) - 1):
             raise CorruptFileError(
@@ -148,7 +150,9 @@ class MetadataColumn:
         if row >= base:
             return self._tail[row - base]
         start = int(self._ends[row - 1]) + 1 if row else 0
-        raw = bytes(self._lines[start : int(self._ends[row])])
+        return self._parse(bytes(self._lines[start : int(self._ends[row])]), row)
+
+    def _parse(self, raw: bytes, row: int) -> Metadata:
         try:
             value = json.loads(raw)
         except ValueError as exc:
@@ -161,7 +165,19 @@ class MetadataColumn:
         return [self[i] for i in range(min(n, len(self)))]
 
     def to_list(self) -> list[Metadata]:
-        return self.head(len(self))
+        """Every row (a new list); the loaded lines are parsed once, then kept parsed."""
+        if len(self._ends):
+            lines = bytes(self._lines).split(b"\n")[:-1]
+            try:  # one JSON array: one C call instead of a call per line
+                parsed = json.loads(b"[" + b",".join(lines) + b"]")
+                ok = len(parsed) == len(lines)
+            except ValueError:
+                ok = False
+            if not ok or not all(v is None or isinstance(v, dict) for v in parsed):
+                parsed = [self._parse(raw, i) for i, raw in enumerate(lines)]  # names the row
+            self._tail = parsed + self._tail
+            self._lines, self._ends = memoryview(b""), np.empty(0, np.int64)
+        return list(self._tail)
 
     def extend(self, entries: list[Metadata]) -> None:
         self._tail += entries
@@ -169,7 +185,7 @@ class MetadataColumn:
     def write(self, fh: BinaryIO) -> None:
         """The column as JSON lines (loaded lines copied as they are)."""
         for start in range(0, len(self._lines), _SCAN):
-            fh.write(bytes(self._lines[start : start + _SCAN]))
+            fh.write(self._lines[start : start + _SCAN])
         fh.write(metadata_lines(self._tail))
 
 
