@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from embedkit.errors import ConfigError, CorruptFileError, DimensionMismatchError, InvalidInputError
+from embedkit.errors import ConfigError, DimensionMismatchError, InvalidInputError
 from embedkit.search.kernels import normalize
 
 __all__ = [
@@ -24,7 +24,6 @@ __all__ = [
     "check_ids",
     "check_metadata",
     "metadata_lines",
-    "parse_metadata",
     "query_rows",
     "unit_rows",
 ]
@@ -156,19 +155,3 @@ def metadata_lines(entries: Sequence[Metadata]) -> bytes:
     return b"".join(
         json.dumps(e, ensure_ascii=False, allow_nan=False).encode() + b"\n" for e in entries
     )
-
-
-def parse_metadata(data: bytes, count: int, where: str) -> list[Metadata]:
-    """The inverse of :func:`metadata_lines` (splitting on ``\\n`` only)."""
-    lines = data.split(b"\n")
-    if lines and lines[-1] == b"":
-        lines.pop()
-    if len(lines) != count:
-        raise CorruptFileError(f"{where}: {len(lines)} metadata lines, the manifest says {count}")
-    try:
-        out = [json.loads(line) for line in lines]
-    except ValueError as exc:
-        raise CorruptFileError(f"{where}: metadata is not valid JSON lines: {exc}") from exc
-    if not all(e is None or isinstance(e, dict) for e in out):
-        raise CorruptFileError(f"{where}: a metadata line is neither an object nor null")
-    return out
