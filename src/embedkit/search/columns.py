@@ -27,7 +27,7 @@ from numpy.typing import NDArray
 from embedkit.errors import ConfigError, CorruptFileError
 from embedkit.search.rows import Id, Metadata, check_ids, metadata_lines
 
-__all__ = ["IdColumn", "MetadataColumn"]
+__all__ = ["IdColumn", "MetadataColumn", "is_range"]
 
 _SCAN = 1 << 26  # bytes scanned per step when finding line ends (bounded temporaries)
 
@@ -83,7 +83,7 @@ class IdColumn(Mapping[Id, int]):
         """Append ``m`` ids (``new`` from :meth:`checked`; ``None``: the default ones)."""
         start = len(self)
         if isinstance(self._ids, range):
-            if new is None or _is_range(new, start):
+            if new is None or is_range(new, start):
                 self._ids = range(start + m)
                 return
             self._ids = list(self._ids)
@@ -112,10 +112,11 @@ class IdColumn(Mapping[Id, int]):
             ids = check_ids(value, count, 0, {})
         except ConfigError as exc:
             raise CorruptFileError(f"{where}: {exc}") from exc
-        return cls(range(count) if _is_range(ids, 0) else ids)
+        return cls(range(count) if is_range(ids, 0) else ids)
 
 
-def _is_range(ids: Sequence[Id], start: int) -> bool:
+def is_range(ids: Sequence[Id], start: int) -> bool:
+    """Whether ``ids`` are the default ids ``start, start + 1, ...`` (ints, not bools)."""
     return all(type(v) is int and v == start + i for i, v in enumerate(ids))
 
 

@@ -30,6 +30,7 @@ from embedkit._closing import Closing
 from embedkit._folder import FolderWriter
 from embedkit.errors import ConfigError
 from embedkit.jobs.writers import NpyWriter
+from embedkit.search.columns import is_range
 from embedkit.search.index import IDS, KIND, METADATA
 from embedkit.search.rows import Id, Metadata, check_ids, check_metadata, metadata_lines, unit_rows
 from embedkit.search.store import VECTORS, ExactStore
@@ -63,7 +64,7 @@ class IndexWriter(Closing):
         m = unit.shape[0]
         new_ids = check_ids(ids, m, self.count, self._seen)
         lines = metadata_lines(check_metadata(metadata, m))
-        if ids is None or new_ids == list(range(self.count, self.count + m)):
+        if ids is None or is_range(new_ids, self.count):
             self._seen.add_range(self.count, self.count + m)
         else:
             for offset, row_id in enumerate(new_ids):
