@@ -13,7 +13,8 @@ turns repeat after repeat (a shared machine's load falls on all alike), medians:
 
 Methods: embedkit ``exact``, ``int8``, ``f16`` and ``hnsw`` (f32 graph, at several
 ``ef_search``; also an ``i8`` graph), faiss ``IndexFlatIP``, ``IndexHNSWFlat``,
-``IndexScalarQuantizer(QT_8bit)`` and usearch ``Index`` used directly (M=16,
+``IndexScalarQuantizer(QT_8bit)``, ``IndexIVFFlat`` (``nlist = 4 sqrt(N)``, at several
+``nprobe``) and usearch ``Index`` used directly on embedkit's own graph (M=16,
 efConstruction=128 for every graph).
 
 **Data: clustered synthetic by default** (2,000 random centres, rows at cosine about
@@ -43,6 +44,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from embedkit import VectorIndex
+from embedkit.search import quantized
 from embedkit.search.ann import HnswStore
 from embedkit.search.kernels import normalize, search
 
@@ -156,7 +158,28 @@ def embedkit_rows(
         for ef in efs if kind.startswith("hnsw") else [0]:
             rows.append(_store_row(f"embedkit {kind}", s, ef, seconds, ram, disk))
             seconds = float("nan")  # built once, searched at several ef
+        if kind == "int8":  # the same store, its scan in numpy (no numkong installed)
+            rows.append(_without_numkong(_store_row("embedkit int8 (numpy scan)", s, 0,
+                                                    seconds, ram, disk)))  # fmt: skip
     return rows, keep
+
+
+def _without_numkong(row: Row) -> Row:
+    """``row`` with numkong hidden from the int8 store while it runs (its numpy path)."""
+    one, batch = row.one, row.batch
+
+    def hidden(run: Callable[[Matrix], Any]) -> Callable[[Matrix], Any]:
+        def call(q: Matrix) -> Any:
+            saved, quantized._NUMKONG = quantized._NUMKONG, None
+            try:
+                return run(q)
+            finally:
+                quantized._NUMKONG = saved
+
+        return call
+
+    row.one, row.batch = hidden(one), hidden(batch)
+    return row
 
 
 def _store_row(name: str, s: object, ef: int, build: float, ram: float, disk: float) -> Row:
@@ -176,26 +199,22 @@ def _store_row(name: str, s: object, ef: int, build: float, ram: float, disk: fl
     return Row(label, one, batch, build, ram, disk, scan=not ef)
 
 
-def usearch_rows(x: Matrix, efs: list[int]) -> list[Row]:
-    from usearch.index import Index
+def usearch_rows(graph: Any, n: int, efs: list[int]) -> list[Row]:
+    """usearch used directly on the graph that embedkit's ``hnsw`` store built.
 
-    def build() -> Index:
-        index = Index(ndim=x.shape[1], metric="ip", dtype="f32", connectivity=M,
-                      expansion_add=EF_CONSTRUCTION)  # fmt: skip
-        index.add(np.arange(len(x), dtype=np.uint64), x)
-        return index
-
-    index, seconds = timed(build)
+    The same ``usearch.index.Index`` object (embedkit's build *is* usearch's
+    ``add`` plus saving the float32 rows), so the rows compare search on equal
+    graphs; building a second identical graph would double the longest step.
+    """
     out = []
     for ef in efs:
 
         def batch(q: Matrix, ef: int = ef) -> NDArray[np.int64]:
-            index.expansion_search = ef
-            return np.asarray(index.search(q, K).keys, dtype=np.int64).reshape(len(q), -1)
+            graph.expansion_search = ef
+            return np.asarray(graph.search(q, K).keys, dtype=np.int64).reshape(len(q), -1)
 
-        ram = index.memory_usage / len(x)
-        out.append(Row(f"usearch f32 ef={ef}", batch, batch, seconds, ram))
-        seconds = float("nan")
+        out.append(Row(f"usearch f32 ef={ef} (same graph)", batch, batch, float("nan"),
+                       graph.memory_usage / n))  # fmt: skip
     return out
 
 
@@ -227,6 +246,25 @@ def faiss_rows(x: Matrix, efs: list[int]) -> list[Row]:
         index = faiss.IndexHNSWFlat(d, M, faiss.METRIC_INNER_PRODUCT)
         index.hnsw.efConstruction = EF_CONSTRUCTION
         return _faiss_add(index, x)
+
+    nlist = max(16, int(4 * len(x) ** 0.5))
+
+    def ivf() -> object:
+        quantizer = faiss.IndexFlatIP(d)
+        index = faiss.IndexIVFFlat(quantizer, d, nlist, faiss.METRIC_INNER_PRODUCT)
+        index.train(x[np.random.default_rng(1).permutation(len(x))[: 64 * nlist]])
+        return _faiss_add(index, x)
+
+    inverted, seconds = timed(ivf)
+    for probe in (8, 32, 128):
+
+        def probed(q: Matrix, probe: int = probe) -> NDArray[np.int64]:
+            inverted.nprobe = probe
+            return inverted.search(q, K)[1]  # type: ignore[no-any-return]
+
+        out.append(Row(f"faiss IVFFlat nlist={nlist} nprobe={probe}", probed, probed, seconds,
+                       size(inverted)))  # fmt: skip
+        seconds = float("nan")
 
     graph, seconds = timed(hnsw)
     for ef in efs:
@@ -340,7 +378,8 @@ def main() -> None:
           f"made in {time.perf_counter() - t0:.1f} s")  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
         ours, indexes = embedkit_rows(x, Path(tmp), efs)
-        rows = ours + faiss_rows(x, efs) + usearch_rows(x, efs)
+        graph = indexes["hnsw"].store.graph  # type: ignore[attr-defined]
+        rows = ours + faiss_rows(x, efs) + usearch_rows(graph, len(x), efs)
         measure(rows, x, queries, args.repeats, singles)
         exact_one = statistics.median(rows[0].times["one"])
         exact_batch = statistics.median(rows[0].times["batch"])

@@ -28,6 +28,7 @@ from embedkit.errors import (
     MissingDependencyError,
     ModelMismatchError,
 )
+from embedkit.search import quantized
 from embedkit.search.ann import HnswStore
 from embedkit.search.kernels import normalize, search
 from embedkit.search.quantized import F16Store, Int8Store, _widen
@@ -206,6 +207,41 @@ def test_int8_scales_are_per_row() -> None:
     VectorIndex(3, store=store).add_vectors(x)
     np.testing.assert_allclose(store.scales, [0.8 / 127, 1.0, 1 / 127], rtol=1e-6)
     assert store.codes.tolist() == [[95, 127, 0], [0, 0, 0], [0, -127, 0]]
+
+
+@pytest.mark.parametrize("dim", [384, 1536])  # exact in float32 up to d = 1040, float64 beyond
+def test_int8_dots_are_exact_integers_with_numkong_and_with_numpy(
+    dim: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rng = np.random.default_rng(dim)
+    codes = rng.integers(-127, 128, (300, dim)).astype(np.int8)
+    codes[0] = 127  # the largest dot products there are
+    weights = rng.integers(-127, 128, dim).astype(np.float32)
+    weights[:] = 127
+    truth = (codes.astype(np.int64) @ weights.astype(np.int64)).astype(np.float32)
+    assert quantized._numkong() is not None  # the ann extra brings usearch's numkong
+    got = quantized._int_dots(codes, weights, np.empty((300, dim), np.float32))
+    monkeypatch.setattr(quantized, "_NUMKONG", None)
+    slow = quantized._int_dots(codes, weights, np.empty((300, dim), np.float32))
+    np.testing.assert_array_equal(got, truth)
+    np.testing.assert_array_equal(slow, truth)
+
+
+def test_int8_answers_do_not_depend_on_numkong(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The int8 scan runs on numkong when installed, else numpy: the same rows, bit for bit."""
+    x = clustered(2030, 384, seed=2)
+    base, queries = np.concatenate([x[:2000]] * 4), x[2000:]  # repeated rows: ties everywhere
+    store = Int8Store(base.shape[1], rescore=3)
+    store.add(base)
+    assert quantized._numkong() is not None
+    fast = [store.search(q[None, :], 10) for q in queries]
+    short = [store._shortlist_one(q, 30) for q in queries]
+    monkeypatch.setattr(quantized, "_NUMKONG", None)
+    assert [store._shortlist_one(q, 30).tolist() for q in queries] == [s.tolist() for s in short]
+    for q, want in zip(queries, fast, strict=True):
+        got = store.search(q[None, :], 10)
+        assert got.indices.tolist() == want.indices.tolist()
+        np.testing.assert_array_equal(got.scores, want.scores)
 
 
 # -- recall floors ----------------------------------------------------------------------

@@ -42,17 +42,27 @@ operations (the float16 bits shifted into a float32, the exponent offset of
 ``2 k`` candidates), twice what reached recall@10 >= 0.9998 on the real
 embeddings above; ``benchmarks/bench_stores.py`` measures recall at 1M rows.
 
+**The int8 scan** scores row ``i`` by ``s[i] * (c[i] . w)``, with the query
+quantized like a row (``w = rint(q / t)``, ``t = max_j |q_j| / 127``; a
+positive factor per query keeps the ranking). ``c[i] . w`` is an exact
+integer whichever kernel computes it: numkong's int8 dot product (AVX-512
+VNNI and the like; numkong is usearch's own kernel library, so the ``ann``
+extra installs it) when it is importable, else numpy (codes widened to
+float32, whose sums of integers are exact up to ``2^24``, i.e. ``d <= 1040``;
+float64 beyond). Both give the same shortlists bit for bit: installing an
+extra never changes an answer.
+
 The scan of a batch of queries is the one exact kernel
 (:func:`embedkit.search.kernels.search`) run over blocks decoded to float32; a
-single query (where the kernel's per-block BLAS call costs more than the block's
-product, badly so on a loaded machine) decodes blocks in up to 8 threads with a
-plain ``einsum``, then ``top_k``.
+single query is split into one contiguous part per thread (up to 8), each
+scored block by block (numpy: decoded in cache and multiplied with ``einsum``;
+numkong: straight from the codes) and keeping its own best ``rescore * k``.
 
-**Speed in numpy.** Widening int8 or float16 to float32 is compute-bound, not
-bandwidth-bound: on 2 cores a single int8 query over 1M x 384 costs about what
-the exact float32 scan costs (which reads 4x the bytes at the memory bandwidth),
-float16 about twice that; a batch costs about the same as exact (the product
-dominates). These stores save memory (anonymous RAM), not time.
+**Speed** (1M x 384, 2 cores, median of 15; ``benchmarks/bench_stores.py``):
+one int8 query with numkong takes 0.34x the exact float32 scan (it reads a
+quarter of the bytes); in numpy, widening int8 to float32 is compute-bound and
+costs about what the exact scan costs (1.0x); float16 (numpy only) about
+twice that. A batch costs about what exact costs (the product dominates).
 """
 
 from __future__ import annotations
@@ -68,7 +78,14 @@ from numpy.typing import NDArray
 from embedkit._folder import FolderWriter, Snapshot
 from embedkit.errors import ConfigError, CorruptFileError
 from embedkit.search.kernels import DEFAULT_BLOCK_BYTES, MIN_BLOCK_ROWS, TopK, search, top_k
-from embedkit.search.store import ExactStore, Matrix, append_rows, positive_int, store_options
+from embedkit.search.store import (
+    ExactStore,
+    Matrix,
+    append_rows,
+    positive_int,
+    rank,
+    store_options,
+)
 from embedkit.search.store import rescore as rescore_rows
 
 __all__ = ["F16Store", "Int8Store"]
@@ -154,26 +171,39 @@ class _QuantizedStore(ABC):
         return rescore_rows(self.vectors, queries, candidates, k)
 
     def _shortlist_one(self, query: Matrix, m: int) -> NDArray[np.int64]:
-        """The ``m`` best rows of one query by approximate score, blocks split over threads."""
-        n, rows = len(self), self._block_rows
+        """The ``m`` best rows of one query by approximate score (ties to the lower row).
+
+        The rows are cut into one contiguous part per thread; each thread scores its
+        part block by block and keeps its own ``m`` best, then the parts' winners are
+        ranked together (the same rows as one ``top_k`` over all scores).
+        """
+        n = len(self)
         weights = self._weights(query[None, :])[0]
         scores = np.empty(n, np.float32)
-        starts = list(range(0, n, rows))
+        bounds = np.linspace(0, n, min(SINGLE_THREADS, -(-n // self._block_rows)) + 1)
+        parts = bounds.astype(np.int64).tolist()
+        step = self._scan_rows()
 
-        def part(first: int) -> None:
-            buf = np.empty((rows, self.dim), np.float32)
-            for r0 in starts[first::SINGLE_THREADS]:
-                r1 = min(n, r0 + rows)
+        def part(a: int, b: int) -> tuple[NDArray[np.int64], Matrix]:
+            buf = np.empty((min(b - a, self._block_rows), self.dim), np.float32)
+            for r0 in range(a, b, min(step, b - a)):
+                r1 = min(b, r0 + step)
                 scores[r0:r1] = self._block_scores(r0, r1, weights, buf[: r1 - r0])
+            best = top_k(scores[a:b], m)
+            return best.indices[0] + a, best.scores[0]
 
-        if len(starts) == 1:
-            part(0)
-        else:
-            with ThreadPoolExecutor(SINGLE_THREADS, thread_name_prefix="embedkit-scan") as pool:
-                list(pool.map(part, range(SINGLE_THREADS)))
-        return top_k(scores, m).indices
+        if len(parts) == 2:
+            return part(0, n)[0][None, :]
+        with ThreadPoolExecutor(len(parts) - 1, thread_name_prefix="embedkit-scan") as pool:
+            found = list(pool.map(part, parts[:-1], parts[1:]))
+        rows = np.concatenate([f[0] for f in found])
+        return rank(rows[None, :], np.concatenate([f[1] for f in found])[None, :], m).indices
 
     # -- per-format encoding ------------------------------------------------------
+    def _scan_rows(self) -> int:
+        """Rows per block of a single-query scan (a decoded block stays in cache)."""
+        return self._block_rows
+
     @abstractmethod
     def _encode(self, unit: Matrix) -> NDArray[Any]: ...
 
@@ -250,14 +280,30 @@ class Int8Store(_QuantizedStore):
         codes: NDArray[np.int8] = np.clip(np.rint(unit / scale[:, None]), -127, 127).astype(np.int8)
         return codes
 
+    def _weights(self, queries: Matrix) -> Matrix:
+        """The queries quantized like the rows: ``rint(q / t)``, ``t = max_j |q_j| / 127``.
+
+        Returned as float32 integers, so that ``codes[i] . w`` is an exact integer
+        whichever kernel computes it (see :func:`_int_dots`).
+        """
+        if not queries.shape[1]:
+            return queries
+        peak = np.abs(queries).max(axis=1, keepdims=True)
+        scale = np.where(peak > 0, peak / np.float32(127), np.float32(1))
+        out: Matrix = np.rint(queries / scale).astype(np.float32)
+        return out
+
+    def _scan_rows(self) -> int:
+        # numkong reads the codes without decoding them: one block per part
+        return self._block_rows if _numkong() is None else max(1, len(self))
+
     def _decode(self, r0: int, r1: int) -> Matrix:
         out = self._codes[r0:r1].astype(np.float32)
         out *= self._scales[r0:r1, None]
         return out
 
     def _block_scores(self, r0: int, r1: int, weights: Matrix, buf: Matrix) -> Matrix:
-        np.copyto(buf, self._codes[r0:r1], casting="unsafe")
-        scores: Matrix = np.einsum("ij,j->i", buf, weights)
+        scores = _int_dots(self._codes[r0:r1], weights, buf)
         scores *= self._scales[r0:r1]
         return scores
 
@@ -297,6 +343,45 @@ class F16Store(_QuantizedStore):
         rows = _widen(self._codes[r0:r1], buf.view(np.int32))
         out: Matrix = np.einsum("ij,j->i", rows, weights)
         return out
+
+
+def _numkong() -> Any:
+    """numkong (usearch's kernels, extra ``ann``) if installed, else ``None``."""
+    global _NUMKONG
+    if _NUMKONG is False:
+        try:
+            import numkong
+
+            _NUMKONG = numkong
+        except ImportError:
+            _NUMKONG = None
+    return _NUMKONG
+
+
+_NUMKONG: Any = False  # not looked up yet
+
+
+def _int_dots(codes: NDArray[np.int8], weights: Matrix, buf: Matrix) -> Matrix:
+    """``codes @ weights`` for int8 ``codes`` ``(r, d)`` and integer-valued float32 ``weights``.
+
+    Every product and partial sum is an integer of magnitude ``<= 127^2 d``, exact
+    in float32 while that is below ``2^24`` (``d <= 1040``, float64 beyond), so
+    the result is ``float32(the exact integer)`` both from numkong's int8 kernel
+    (int32 sums; usearch's dependency, used when installed) and from numpy
+    (decoded into ``buf``, then ``einsum``): an extra never changes a shortlist.
+    """
+    wide = codes.shape[1] > _EXACT_F32_DIM
+    nk = _numkong()
+    if nk is not None:
+        out = nk.dot(codes, weights.astype(np.int8), out_dtype="float64" if wide else "float32")
+        return np.asarray(out).astype(np.float32, copy=False)
+    rows = buf[: codes.shape[0]]
+    np.copyto(rows, codes, casting="unsafe")
+    dots: Matrix = np.einsum("ij,j->i", rows, weights.astype(np.float64) if wide else weights)
+    return dots.astype(np.float32, copy=False)
+
+
+_EXACT_F32_DIM = (2**24 - 1) // 127**2  # 1040: the widest d whose int8 dots are exact in float32
 
 
 def _widen(half: NDArray[Any], out: NDArray[np.int32]) -> Matrix:
