@@ -11,11 +11,13 @@ turns repeat after repeat (a shared machine's load falls on all alike), medians:
 * embedkit's wrapper overhead over calling usearch directly on the same graph,
   for one query and a batch of 256 (the store, and ``VectorIndex.search`` on top).
 
-Methods: embedkit ``exact``, ``int8``, ``f16`` and ``hnsw`` (f32 graph, at several
-``ef_search``; also an ``i8`` graph), faiss ``IndexFlatIP``, ``IndexHNSWFlat``,
-``IndexScalarQuantizer(QT_8bit)``, ``IndexIVFFlat`` (``nlist = 4 sqrt(N)``, at several
-``nprobe``) and usearch ``Index`` used directly on embedkit's own graph (M=16,
-efConstruction=128 for every graph).
+Methods: embedkit ``exact``, ``int8`` (also with its numpy scan), ``f16``, ``hnsw``
+(usearch f32 graph, at several ``ef_search``; also an ``i8`` graph) and ``faiss``
+(``HNSW16,Flat`` and ``IVF{4 sqrt N},Flat``), faiss ``IndexFlatIP``,
+``IndexScalarQuantizer(QT_8bit)``, and faiss ``IndexHNSWFlat`` / ``IndexIVFFlat``
+(``nlist = 4 sqrt(N)``, several ``nprobe``) and usearch ``Index`` used directly
+on embedkit's own ``faiss`` / ``hnsw`` stores' indexes (M=16, efConstruction=128
+for every graph): the same objects, searched with and without embedkit.
 
 **Data: clustered synthetic by default** (2,000 random centres, rows at cosine about
 0.6-0.8 to their centre, queries drawn the same way, not in the index): on
@@ -46,6 +48,7 @@ from numpy.typing import NDArray
 from embedkit import VectorIndex
 from embedkit.search import quantized
 from embedkit.search.ann import HnswStore
+from embedkit.search.faiss_index import FaissStore
 from embedkit.search.kernels import normalize, search
 
 K, BATCH, M, EF_CONSTRUCTION = 10, 256, 16, 128
@@ -127,41 +130,68 @@ def timed(make: Callable[[], Any]) -> tuple[Any, float]:
     return made, time.perf_counter() - t0
 
 
+def nlist_for(n: int) -> int:
+    """IVF lists: the usual ``4 sqrt(n)``."""
+    return max(16, int(4 * n**0.5))
+
+
 def embedkit_rows(
-    x: Matrix, folder: Path, efs: list[int]
+    x: Matrix, folder: Path, efs: list[int], probes: list[int]
 ) -> tuple[list[Row], dict[str, VectorIndex]]:
     rows: list[Row] = []
     keep: dict[str, VectorIndex] = {}
     n, d = x.shape
-    for kind, store in (
-        ("exact", "exact"),
-        ("int8", "int8"),
-        ("f16", "f16"),
-        ("hnsw", HnswStore(d, connectivity=M, ef_construction=EF_CONSTRUCTION)),
-        ("hnsw-i8", HnswStore(d, connectivity=M, ef_construction=EF_CONSTRUCTION, dtype="i8")),
-    ):
+    graph = {"connectivity": M, "ef_construction": EF_CONSTRUCTION}
+    ivf = f"IVF{nlist_for(n)},Flat"
+    makers: dict[str, Callable[[], object]] = {  # made when built: one store in RAM at a time
+        "exact": lambda: "exact",
+        "int8": lambda: "int8",
+        "f16": lambda: "f16",
+        "hnsw": lambda: HnswStore(d, **graph),
+        "hnsw-i8": lambda: HnswStore(d, **graph, dtype="i8"),
+        "faiss-hnsw": lambda: FaissStore(d, factory=f"HNSW{M},Flat",
+                                         build={"efConstruction": EF_CONSTRUCTION}),
+        "faiss-ivf": lambda: FaissStore(d, factory=ivf),
+    }  # fmt: skip
+    for kind, make in makers.items():
         path = folder / kind
 
-        def build(store: object = store, path: Path = path) -> None:
-            VectorIndex.from_vectors(x, store=store).save(path)  # type: ignore[arg-type]
+        def build(make: Callable[[], object] = make, path: Path = path) -> None:
+            VectorIndex.from_vectors(x, store=make()).save(path)  # type: ignore[arg-type]
 
         _, seconds = timed(build)
         index = VectorIndex.load(path, verify=False)
         s = index.store
         keep[kind] = index
-        ram = {
-            "exact": 4 * d,
-            "int8": d + 4,
-            "f16": 2 * d,
-        }.get(kind, getattr(s, "graph_bytes", 0) / n)
+        ram = {"exact": 4 * d, "int8": d + 4, "f16": 2 * d}.get(kind)
+        if ram is None:
+            ram = getattr(s, "graph_bytes", 0) / n or _faiss_bytes(s.index) / n  # type: ignore[attr-defined]
         disk = 0 if kind == "exact" else 4 * d
-        for ef in efs if kind.startswith("hnsw") else [0]:
-            rows.append(_store_row(f"embedkit {kind}", s, ef, seconds, ram, disk))
+        knobs = {"hnsw": efs, "hnsw-i8": efs, "faiss-hnsw": efs, "faiss-ivf": probes}.get(kind, [0])
+        for knob in knobs:
+            rows.append(_store_row(f"embedkit {kind}", s, knob, seconds, ram, disk))
             seconds = float("nan")  # built once, searched at several ef
         if kind == "int8":  # the same store, its scan in numpy (no numkong installed)
             rows.append(_without_numkong(_store_row("embedkit int8 (numpy scan)", s, 0,
                                                     seconds, ram, disk)))  # fmt: skip
     return rows, keep
+
+
+def _faiss_bytes(index: Any) -> float:
+    import faiss
+
+    return float(faiss.serialize_index(index).nbytes)
+
+
+def tune(s: object, knob: int) -> str:
+    """Set a store's search knob; returns its name for the row label."""
+    if isinstance(s, HnswStore):
+        s.ef_search = knob
+        return "ef"
+    assert isinstance(s, FaissStore)
+    name = "nprobe" if s.factory.startswith("IVF") else "efSearch"
+    s.set(**{name: knob})
+    return "nprobe" if name == "nprobe" else "ef"
 
 
 def _without_numkong(row: Row) -> Row:
@@ -182,21 +212,19 @@ def _without_numkong(row: Row) -> Row:
     return row
 
 
-def _store_row(name: str, s: object, ef: int, build: float, ram: float, disk: float) -> Row:
-    def setup() -> None:
-        if ef:
-            s.ef_search = ef  # type: ignore[attr-defined]
-
+def _store_row(name: str, s: object, knob: int, build: float, ram: float, disk: float) -> Row:
     def one(q: Matrix) -> object:
-        setup()
+        if knob:
+            tune(s, knob)
         return s.search(q, K)  # type: ignore[attr-defined]
 
     def batch(q: Matrix) -> NDArray[np.int64]:
-        setup()
+        if knob:
+            tune(s, knob)
         return s.search(q, K).indices  # type: ignore[attr-defined, no-any-return]
 
-    label = f"{name} ef={ef}" if ef else name
-    return Row(label, one, batch, build, ram, disk, scan=not ef)
+    label = f"{name} {tune(s, knob)}={knob}" if knob else name
+    return Row(label, one, batch, build, ram, disk, scan=not knob)
 
 
 def usearch_rows(graph: Any, n: int, efs: list[int]) -> list[Row]:
@@ -218,19 +246,20 @@ def usearch_rows(graph: Any, n: int, efs: list[int]) -> list[Row]:
     return out
 
 
-def faiss_rows(x: Matrix, efs: list[int]) -> list[Row]:
+def faiss_rows(x: Matrix, indexes: dict[str, VectorIndex], efs: list[int],
+               probes: list[int]) -> list[Row]:  # fmt: skip
+    """faiss used directly: Flat and SQ8 built here; HNSW and IVF are embedkit's own
+    ``faiss`` stores' indexes (the same objects), searched without embedkit."""
     import faiss
 
     d = x.shape[1]
-
-    def size(index: Any) -> float:
-        return float(faiss.serialize_index(index).nbytes) / len(x)
 
     def run(index: Any) -> Callable[[Matrix], NDArray[np.int64]]:
         return lambda q: index.search(q, K)[1]
 
     flat, t_flat = timed(lambda: _faiss_add(faiss.IndexFlatIP(d), x))
-    out = [Row("faiss IndexFlatIP", run(flat), run(flat), t_flat, size(flat), scan=True)]
+    out = [Row("faiss IndexFlatIP", run(flat), run(flat), t_flat, _faiss_bytes(flat) / len(x),
+               scan=True)]  # fmt: skip
 
     def sq8() -> object:
         index = faiss.IndexScalarQuantizer(
@@ -240,41 +269,21 @@ def faiss_rows(x: Matrix, efs: list[int]) -> list[Row]:
         return _faiss_add(index, x)
 
     sq, t_sq = timed(sq8)
-    out.append(Row("faiss SQ8 (no rescoring)", run(sq), run(sq), t_sq, size(sq), scan=True))
+    out.append(Row("faiss SQ8 (no rescoring)", run(sq), run(sq), t_sq,
+                   _faiss_bytes(sq) / len(x), scan=True))  # fmt: skip
+    space = faiss.ParameterSpace()
+    for kind, name, knobs in (("faiss-hnsw", "efSearch", efs), ("faiss-ivf", "nprobe", probes)):
+        store = indexes[kind].store
+        assert isinstance(store, FaissStore)
+        index, label = store.index, type(faiss.downcast_index(store.index)).__name__
+        for knob in knobs:
 
-    def hnsw() -> object:
-        index = faiss.IndexHNSWFlat(d, M, faiss.METRIC_INNER_PRODUCT)
-        index.hnsw.efConstruction = EF_CONSTRUCTION
-        return _faiss_add(index, x)
+            def batch(q: Matrix, knob: int = knob, name: str = name, index: Any = index) -> Any:
+                space.set_index_parameter(index, name, knob)
+                return index.search(q, K)[1]
 
-    nlist = max(16, int(4 * len(x) ** 0.5))
-
-    def ivf() -> object:
-        quantizer = faiss.IndexFlatIP(d)
-        index = faiss.IndexIVFFlat(quantizer, d, nlist, faiss.METRIC_INNER_PRODUCT)
-        index.train(x[np.random.default_rng(1).permutation(len(x))[: 64 * nlist]])
-        return _faiss_add(index, x)
-
-    inverted, seconds = timed(ivf)
-    for probe in (8, 32, 128):
-
-        def probed(q: Matrix, probe: int = probe) -> NDArray[np.int64]:
-            inverted.nprobe = probe
-            return inverted.search(q, K)[1]  # type: ignore[no-any-return]
-
-        out.append(Row(f"faiss IVFFlat nlist={nlist} nprobe={probe}", probed, probed, seconds,
-                       size(inverted)))  # fmt: skip
-        seconds = float("nan")
-
-    graph, seconds = timed(hnsw)
-    for ef in efs:
-
-        def batch(q: Matrix, ef: int = ef) -> NDArray[np.int64]:
-            graph.hnsw.efSearch = ef
-            return graph.search(q, K)[1]  # type: ignore[no-any-return]
-
-        out.append(Row(f"faiss HNSWFlat ef={ef}", batch, batch, seconds, size(graph)))
-        seconds = float("nan")
+            out.append(Row(f"faiss {label} {name}={knob} (same index)", batch, batch,
+                           float("nan"), _faiss_bytes(index) / len(x)))  # fmt: skip
     return out
 
 
@@ -311,35 +320,44 @@ def measure(
             row.times["batch"].append((time.perf_counter() - t0) / len(batch))
 
 
-def overheads(index: VectorIndex, queries: Matrix, repeats: int) -> list[tuple[str, float]]:
-    """Time ratios of embedkit's hnsw store (and VectorIndex) to usearch on the same graph.
+def overheads(indexes: dict[str, VectorIndex], queries: Matrix,
+              repeats: int) -> list[tuple[str, float]]:  # fmt: skip
+    """Time ratios of embedkit's graph stores (and VectorIndex) to the library on the same graph.
 
+    usearch for ``hnsw`` (ef_search=64), faiss for ``faiss-hnsw`` (efSearch=64).
     Each pair runs the same query (or batch) through both, in alternating order
     (the second call of a pair finds the graph's nodes in cache), a different
     query each pair; the ratio is of the two medians.
     """
-    store = index.store
-    assert isinstance(store, HnswStore)
-    store.ef_search = 64
-    graph = store.graph
+    hnsw, flat = indexes["hnsw"], indexes["faiss-hnsw"]
+    ours_u, ours_f = hnsw.store, flat.store
+    assert isinstance(ours_u, HnswStore) and isinstance(ours_f, FaissStore)
+    ours_u.ef_search = 64
+    ours_f.set(efSearch=64)
+    graph, index = ours_u.graph, ours_f.index
     batches = [queries[i : i + BATCH] for i in range(0, max(1, len(queries) - BATCH + 1), 97)]
-    pairs: dict[str, tuple[Callable[[int], object], Callable[[int], object], int]] = {
-        "1 query: store.search / usearch": (
-            lambda i: store.search(queries[i : i + 1], K),
-            lambda i: graph.search(queries[i : i + 1], K),
-            len(queries),
-        ),
-        "1 query: VectorIndex.search / usearch": (
-            lambda i: index.search(queries[i], K),
-            lambda i: graph.search(queries[i : i + 1], K),
-            len(queries),
-        ),
-        f"batch {BATCH}: store.search / usearch": (
-            lambda i: store.search(batches[i % len(batches)], K),
-            lambda i: graph.search(batches[i % len(batches)], K),
-            4 * repeats,
-        ),
-    }
+    pairs: dict[str, tuple[Callable[[int], object], Callable[[int], object], int]] = {}
+    for lib, vi, store, direct in (
+        ("usearch", hnsw, ours_u, lambda q: graph.search(q, K)),
+        ("faiss", flat, ours_f, lambda q: index.search(q, K)),
+    ):
+        pairs |= {
+            f"1 query: store.search / {lib}": (
+                lambda i, s=store: s.search(queries[i : i + 1], K),
+                lambda i, f=direct: f(queries[i : i + 1]),
+                len(queries),
+            ),
+            f"1 query: VectorIndex.search / {lib}": (
+                lambda i, v=vi: v.search(queries[i], K),
+                lambda i, f=direct: f(queries[i : i + 1]),
+                len(queries),
+            ),
+            f"batch {BATCH}: store.search / {lib}": (
+                lambda i, s=store: s.search(batches[i % len(batches)], K),
+                lambda i, f=direct: f(batches[i % len(batches)]),
+                4 * repeats,
+            ),
+        }
     out = []
     for name, (ours, theirs, count) in pairs.items():
         times: tuple[list[float], list[float]] = ([], [])
@@ -366,6 +384,7 @@ def main() -> None:
     if args.quick:
         args.n, args.dim, args.queries, args.repeats = 4000, 64, 300, 2
     efs = [16, 64] if args.quick else [16, 32, 64, 128]
+    probes = [4, 16] if args.quick else [4, 8, 32]
     singles = (50, 5) if args.quick else (200, 10)
     t0 = time.perf_counter()
     if args.data == "real":
@@ -377,13 +396,13 @@ def main() -> None:
     print(f"data: {args.data}, N={len(x):,} x {args.dim}, {len(queries)} queries, k={K}, "
           f"made in {time.perf_counter() - t0:.1f} s")  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
-        ours, indexes = embedkit_rows(x, Path(tmp), efs)
+        ours, indexes = embedkit_rows(x, Path(tmp), efs, probes)
         graph = indexes["hnsw"].store.graph  # type: ignore[attr-defined]
-        rows = ours + faiss_rows(x, efs) + usearch_rows(graph, len(x), efs)
+        rows = ours + faiss_rows(x, indexes, efs, probes) + usearch_rows(graph, len(x), efs)
         measure(rows, x, queries, args.repeats, singles)
         exact_one = statistics.median(rows[0].times["one"])
         exact_batch = statistics.median(rows[0].times["batch"])
-        head = (f"{'method':34s} {'recall@10':>9s} {'1-query QPS':>11s} {'x exact':>8s} "
+        head = (f"{'method':44s} {'recall@10':>9s} {'1-query QPS':>11s} {'x exact':>8s} "
                 f"{'batch QPS':>10s} {'x exact':>8s} {'build s':>8s} {'RAM B/vec':>9s} "
                 f"{'disk B/vec':>10s}")  # fmt: skip
         print(head)
@@ -391,13 +410,11 @@ def main() -> None:
         for row in rows:
             one = statistics.median(row.times["one"])
             bat = statistics.median(row.times["batch"])
-            print(f"{row.name:34s} {row.recall:9.4f} {1 / one:11.0f} {exact_one / one:8.2f} "
+            print(f"{row.name:44s} {row.recall:9.4f} {1 / one:11.0f} {exact_one / one:8.2f} "
                   f"{1 / bat:10.0f} {exact_batch / bat:8.2f} {row.build_s:8.2f} "
                   f"{row.ram:9.0f} {row.disk:10.0f}")  # fmt: skip
-        print("\nwrapper overhead (ratio of median times, ef_search=64, the same usearch graph):")
-        hnsw = indexes["hnsw"]
-        assert isinstance(hnsw, VectorIndex)
-        for name, ratio in overheads(hnsw, queries, args.repeats):
+        print("\nwrapper overhead (ratio of median times, ef_search=64, the same graph):")
+        for name, ratio in overheads(indexes, queries, args.repeats):
             print(f"  {name:42s} {ratio:6.3f}  ({100 * (ratio - 1):+.1f}%)")
     print(f"\ntotal {time.perf_counter() - t0:.0f} s")
 

@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import faiss
 import numpy as np
 import pytest
 from numpy.typing import NDArray
@@ -30,16 +31,19 @@ from embedkit.errors import (
 )
 from embedkit.search import quantized
 from embedkit.search.ann import HnswStore
+from embedkit.search.faiss_index import FaissStore
 from embedkit.search.kernels import normalize, search
 from embedkit.search.quantized import F16Store, Int8Store, _widen
 from embedkit.search.store import STORES, VectorStore, make_store
 
-KINDS = ["exact", "f16", "int8", "hnsw"]
+KINDS = ["exact", "f16", "int8", "hnsw", "faiss"]
+APPROX = {"hnsw", "faiss"}  # graphs and lists: approximate even with a long shortlist
 FILES = {
     "exact": {"vectors.npy"},
     "f16": {"vectors.npy", "codes.npy"},
     "int8": {"vectors.npy", "codes.npy", "scales.npy"},
     "hnsw": {"vectors.npy", "hnsw.usearch"},
+    "faiss": {"vectors.npy", "index.faiss"},
 }
 Matrix = NDArray[np.float32]
 
@@ -138,7 +142,7 @@ def test_equals_exact_brute_force_where_exact(
 ) -> None:
     x, q = data
     index = VectorIndex.from_vectors(x, store=full(kind, x.shape[1], shortlist))
-    exact = kind == "hnsw"  # the graph is approximate: its exact=True path is what is exact
+    exact = kind in APPROX  # a graph is approximate: its exact=True path is what is exact
     scores = q.astype(np.float64) @ x.astype(np.float64).T
     truth = np.argsort(-scores, axis=1, kind="stable")[:, :10]
     hits = index.search_batch(q, k=10, exact=exact)
@@ -164,7 +168,7 @@ def test_ties_go_to_the_lower_row(kind: str) -> None:
         for exact in (False, True):
             found = index.search_batch(q, k=12, exact=exact)
             want = VectorIndex.from_vectors(x).search_batch(q, k=12)
-            if exact or kind != "hnsw":
+            if exact or kind not in APPROX:
                 assert ids_of(found) == ids_of(want)
             for row in found:
                 pairs = [(-h.score, h.id) for h in row]
@@ -262,8 +266,11 @@ def big() -> tuple[Matrix, Matrix, NDArray[np.int64]]:
         (lambda d: HnswStore(d), 0.95),
         (lambda d: HnswStore(d, dtype="i8"), 0.95),
         (lambda d: HnswStore(d, dtype="f16"), 0.95),
+        (lambda d: FaissStore(d), 0.95),
+        (lambda d: FaissStore(d, factory="IVF100,Flat", params={"nprobe": 10}), 0.95),
+        (lambda d: FaissStore(d, factory="IVF100,PQ16", params={"nprobe": 10}), 0.9),
     ],
-    ids=["int8", "f16", "hnsw", "hnsw-i8", "hnsw-f16"],
+    ids=["int8", "f16", "hnsw", "hnsw-i8", "hnsw-f16", "faiss-hnsw", "faiss-ivf", "faiss-ivfpq"],
 )
 def test_recall_floors_on_clustered_data(
     big: tuple[Matrix, Matrix, NDArray[np.int64]], store: Any, floor: float
@@ -288,7 +295,9 @@ def minilm_vectors(minilm: embedkit.Embedder, lee_corpus: Path) -> Matrix:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("kind", "floor"), [("int8", 0.99), ("f16", 0.99), ("hnsw", 0.95)])
+@pytest.mark.parametrize(
+    ("kind", "floor"), [("int8", 0.99), ("f16", 0.99), ("hnsw", 0.95), ("faiss", 0.95)]
+)
 def test_recall_floors_on_real_minilm_embeddings(
     minilm_vectors: Matrix, kind: str, floor: float
 ) -> None:
@@ -337,6 +346,65 @@ def test_hnsw_options_are_recorded_in_the_folder(tmp_path: Path) -> None:
     assert loaded.graph.connectivity == 8 and loaded.graph.expansion_search == 20
     loaded.ef_search = 64
     assert loaded.graph.expansion_search == 64
+
+
+def test_faiss_options_are_recorded_in_the_folder(tmp_path: Path) -> None:
+    x = clustered(2000, 16, seed=5, centres=20)
+    store = FaissStore(16, factory="IVF20,Flat", params={"nprobe": 3})
+    index = VectorIndex.from_vectors(x, store=store)
+    store.set(nprobe=20)  # every list: IVF-Flat is then exact brute force
+    assert ids_of(index.search_batch(x[:30], k=5)) == ids_of(
+        VectorIndex.from_vectors(x).search_batch(x[:30], k=5)
+    )
+    folder = index.save(tmp_path / "f")
+    saved = json.loads((folder / "manifest.json").read_text())["meta"]["store"]
+    assert saved | {"faiss": None} == {
+        "kind": "faiss", "factory": "IVF20,Flat", "build": {}, "params": {"nprobe": 20},
+        "rescore": 1, "file": "index.faiss", "faiss": None,
+    }  # fmt: skip
+    loaded = VectorIndex.load(folder).store
+    assert isinstance(loaded, FaissStore) and loaded.options() == store.options()
+    assert faiss.extract_index_ivf(loaded.index).nprobe == 20
+    hnsw = FaissStore(16)
+    assert hnsw.options() == {"factory": "HNSW16,Flat", "build": {"efConstruction": 128},
+                              "params": {"efSearch": 64}, "rescore": 1}  # fmt: skip
+    assert FaissStore(16, factory="IVF8,PQ4").rescore == 4  # compressed codes: rescored
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: FaissStore(8, factory="NoSuchIndex"),
+        lambda: FaissStore(8, factory=""),
+        lambda: FaissStore(8, params={"nprobe": 4}),  # HNSW has no nprobe
+        lambda: FaissStore(8, params={"efSearch": True}),
+        lambda: FaissStore(8, rescore=0),
+        lambda: FaissStore(8).set(nprobe=2),
+    ],
+)
+def test_bad_faiss_options_are_config_errors(make: Any) -> None:
+    with pytest.raises(ConfigError):
+        make()
+
+
+def test_faiss_training_needs_enough_rows() -> None:
+    with pytest.raises(ConfigError, match="as many rows as lists"):
+        VectorIndex.from_vectors(
+            clustered(10, 8, seed=1), store=FaissStore(8, factory="IVF64,Flat")
+        )
+
+
+def test_faiss_is_imported_only_for_its_store(monkeypatch: pytest.MonkeyPatch) -> None:
+    code = (
+        "import sys, numpy as np, embedkit\n"
+        "from embedkit.search import faiss_index\n"
+        "embedkit.VectorIndex.from_vectors(np.eye(3), store='hnsw').search(np.ones(3))\n"
+        "assert 'faiss' not in sys.modules, 'faiss imported'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+    monkeypatch.setitem(sys.modules, "faiss", None)  # import fails: not installed
+    with pytest.raises(MissingDependencyError, match=r"embedkit\[faiss\]"):
+        VectorIndex(8, store="faiss")
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -395,7 +463,8 @@ def test_corruption_is_detected(kind: str, tmp_path: Path) -> None:
         return
     other = {"f16": ("codes.npy", _npy(np.zeros((300, 8), np.float16))),
              "int8": ("codes.npy", _npy(np.zeros((300, 16), np.float16))),
-             "hnsw": ("hnsw.usearch", b"not a graph" * 10)}[kind]  # fmt: skip
+             "hnsw": ("hnsw.usearch", b"not a graph" * 10),
+             "faiss": ("index.faiss", b"not an index" * 10)}[kind]  # fmt: skip
     folder = index.save(tmp_path / "swapped")
     _rewrite(folder, *other)
     with pytest.raises(CorruptFileError):
@@ -419,12 +488,12 @@ def test_int8_bad_scales_and_another_graph_are_refused(tmp_path: Path) -> None:
         VectorIndex.load(folder)
 
 
-@pytest.mark.parametrize("kind", ["f16", "int8", "hnsw"])
+@pytest.mark.parametrize("kind", ["f16", "int8", "hnsw", "faiss"])
 def test_truncated_underneath_a_memory_map(kind: str, tmp_path: Path) -> None:
     x = clustered(300, 16, seed=9)
     folder = VectorIndex.from_vectors(x, store=kind).save(tmp_path / kind)
     index = VectorIndex.load(folder, mmap=True)
-    target = "codes.npy" if kind != "hnsw" else "vectors.npy"
+    target = "codes.npy" if kind not in APPROX else "vectors.npy"
     path = data_path(folder) / target
     path.write_bytes(path.read_bytes()[:-64])
     with pytest.raises(CorruptFileError, match="changed size"):

@@ -23,10 +23,11 @@ exact      :class:`ExactStore`                         brute force, the one kern
 f16        :class:`~embedkit.search.quantized.F16Store`   float16 scan, exact rescoring
 int8       :class:`~embedkit.search.quantized.Int8Store`  int8 scan, exact rescoring
 hnsw       :class:`~embedkit.search.ann.HnswStore`         usearch HNSW graph, exact rescoring
+faiss      :class:`~embedkit.search.faiss_index.FaissStore` faiss HNSW / IVF / PQ, exact rescoring
 =========  ==========================================  ===================================
 
 ``STORES`` maps each kind to a dotted path, imported on first use (the optional
-``usearch`` only when an ``hnsw`` store is made or loaded). Helpers shared by the
+``usearch`` only when an ``hnsw`` store is made or loaded, ``faiss`` for ``faiss``). Helpers shared by the
 stores live here: :func:`rescore` and :func:`rank` (exact scores of candidate
 rows, the one tie rule), :func:`append_rows` (amortised growth) and :class:`MappedFiles` (the
 truncation guard of memory-mapped files).
@@ -70,6 +71,7 @@ STORES: dict[str, str] = {
     "f16": "embedkit.search.quantized:F16Store",
     "int8": "embedkit.search.quantized:Int8Store",
     "hnsw": "embedkit.search.ann:HnswStore",
+    "faiss": "embedkit.search.faiss_index:FaissStore",
 }
 
 
