@@ -184,6 +184,37 @@ def test_search_ties_across_blocks_go_to_the_lower_row() -> None:
     assert found.indices.tolist() == [[3, 7_000, 9_999, 0, 1]] * 2
 
 
+@pytest.mark.parametrize(
+    ("q", "n", "k", "block_bytes"),
+    [
+        (1, 50, 10, 2**20),
+        (5, 3000, 7, 4_000),
+        (40, 30_000, 10, 40 * 4 * 3000),
+        (64, 9_000, 3, 2**26),
+    ],
+)
+def test_search_leaves_out_the_excluded_rows(q: int, n: int, k: int, block_bytes: int) -> None:
+    """``exclude`` equals scoring those rows ``-inf``: for one query, small blocks, the
+    group shortcut and the parallel workers; ``-1`` padding and rows past ``n`` ignored."""
+    queries, matrix = int_vectors(q, 6, -1, 2), int_vectors(n, 6, -1, 2)
+    exclude = RNG.integers(-1, n + 5, size=(q, 4)).astype(np.int64)
+    exclude[:, 0] = np.argmax(queries @ matrix.T, axis=1)  # the best row goes for sure
+    full = queries.astype(np.float64) @ matrix.T.astype(np.float64)
+    for row, items in enumerate(exclude):
+        full[row, items[(items >= 0) & (items < n)]] = -np.inf
+    idx, vals = reference_top_k(full, k)
+    got = search(queries, matrix, k, block_bytes=block_bytes, exclude=exclude)
+    assert got.indices.tolist() == idx.tolist()
+    assert got.scores.tolist() == vals.tolist()
+
+
+def test_search_refuses_an_exclude_of_the_wrong_type_or_length() -> None:
+    queries, matrix = int_vectors(3, 4), int_vectors(100, 4)
+    for bad in (np.zeros((3, 2), np.int32), np.zeros((2, 2), np.int64)):
+        with pytest.raises(DimensionMismatchError, match="exclude must be an int64 array of 3"):
+            search(queries, matrix, 5, exclude=bad)
+
+
 def test_search_with_grouped_ranking_on_many_ties() -> None:
     """Blocks large enough for the group shortcut, tied group maxima included."""
     queries, matrix = int_vectors(40, 6, -1, 2), int_vectors(30_000, 6, -1, 2)

@@ -8,7 +8,8 @@ Array contracts (``a``: ``(n, d)``, ``b``: ``(m, d)``; 1-D inputs count as one r
 * ``top_k(scores, k)``: per row, the ``k`` largest scores, best first; ties go to
   the lower column index, so results are deterministic.
 * ``search(queries, matrix, k)``: ``top_k(queries @ matrix.T, k)`` computed in
-  blocks so that at most ``block_bytes`` of scores exist at once.
+  blocks so that at most ``block_bytes`` of scores exist at once; with
+  ``exclude``, the scores of the rows ``exclude[q]`` count as ``-inf`` for query ``q``.
 
 How ``search`` stays fast and exact: ``matrix`` is read in blocks, one matrix
 product per block (``(b, q)`` scores into a reused buffer), so the BLAS runs at
@@ -140,6 +141,7 @@ def search(
     k: int,
     *,
     block_bytes: int = DEFAULT_BLOCK_BYTES,
+    exclude: NDArray[np.int64] | None = None,
 ) -> TopK:
     """Exact top-k of ``queries @ matrix.T`` in bounded memory.
 
@@ -150,6 +152,13 @@ def search(
     At most ``block_bytes`` of float32 scores exist at once (a whole ``(q, n)``
     score matrix never does unless it fits); ranking them needs temporaries of
     at most about the same size.
+
+    ``exclude``: ``(q, e)`` int64 rows left out per query (values outside
+    ``[0, n)`` are ignored, e.g. ``-1`` as padding): their scores count as
+    ``-inf``, so they are never ranked above a row that is left in. Leaving
+    rows out in the kernel keeps ``k`` small (the work grows with ``k``). Where
+    fewer than ``k`` rows are left to a query, its last columns score ``-inf``
+    (their indices mean nothing).
     """
     qm = as_matrix(queries, "queries")
     if matrix.ndim != 2 or qm.shape[1] != matrix.shape[1]:
@@ -160,6 +169,10 @@ def search(
     n = matrix.shape[0]
     q = qm.shape[0]
     k = max(0, min(int(k), n))
+    if exclude is not None and (exclude.dtype != np.int64 or exclude.shape[:1] != (q,)):
+        raise DimensionMismatchError(
+            f"exclude must be an int64 array of {q} rows, got {exclude.dtype} {exclude.shape}"
+        )
     if k == 0 or q == 0:
         return TopK(np.empty((q, k), np.int64), np.empty((q, k), np.float32))
     workers = _workers() if q > 1 else 1
@@ -177,7 +190,8 @@ def search(
     out_val = np.empty((q, k), np.float32)
     with _Workers(workers) as pool:
         for q0 in range(0, q, q_chunk):
-            best = _search_chunk(qm[q0 : q0 + q_chunk], matrix, k, rows, pool)
+            left_out = None if exclude is None else exclude[q0 : q0 + q_chunk]
+            best = _search_chunk(qm[q0 : q0 + q_chunk], matrix, k, rows, pool, left_out)
             out_idx[q0 : q0 + q_chunk], out_val[q0 : q0 + q_chunk] = best
     return TopK(out_idx, out_val)
 
@@ -241,7 +255,12 @@ class _Workers:
 
 
 def _search_chunk(
-    qb: NDArray[np.float32], matrix: NDArray[np.float32], k: int, rows: int, pool: _Workers
+    qb: NDArray[np.float32],
+    matrix: NDArray[np.float32],
+    k: int,
+    rows: int,
+    pool: _Workers,
+    exclude: NDArray[np.int64] | None,
 ) -> TopK:
     """Top-k of ``qb @ matrix.T``, one ``(rows, q)`` score block at a time.
 
@@ -258,7 +277,9 @@ def _search_chunk(
     """
     nq, n = qb.shape[0], matrix.shape[0]
     if rows >= n:
-        return _block_top_k(np.asarray(matrix, dtype=np.float32) @ qb.T, k)[1]
+        scores = np.asarray(matrix, dtype=np.float32) @ qb.T
+        _leave_out(scores, 0, exclude)
+        return _block_top_k(scores, k)[1]
     starts = iter(range(0, n, rows))  # shared: next() is atomic under the GIL
 
     def worker() -> TopK:
@@ -269,6 +290,7 @@ def _search_chunk(
             block = np.asarray(matrix[r0 : r0 + rows], dtype=np.float32)
             scores = buffer[: block.shape[0]]  # (b, q): rows of the block by queries
             np.matmul(block, qt, out=scores)
+            _leave_out(scores, r0, exclude)
             _rank_into(best, r0, scores, k)
         return best
 
@@ -279,6 +301,16 @@ def _search_chunk(
     idx = np.concatenate([f.indices for f in found], axis=1)
     order = np.lexsort((idx, -vals), axis=1)[:, :k]  # ties: the lower row first
     return TopK(np.take_along_axis(idx, order, axis=1), np.take_along_axis(vals, order, axis=1))
+
+
+def _leave_out(scores: NDArray[np.float32], offset: int, exclude: NDArray[np.int64] | None) -> None:
+    """``scores[r - offset, q] = -inf`` for each row ``r`` of ``exclude[q]`` in the
+    ``(b, q)`` block of rows from ``offset``."""
+    if exclude is None:
+        return
+    inside = (exclude >= offset) & (exclude < offset + scores.shape[0])
+    q_of, e_of = np.nonzero(inside)
+    scores[exclude[q_of, e_of] - offset, q_of] = -np.inf
 
 
 def _rank_into(best: TopK, offset: int, scores: NDArray[np.float32], k: int) -> None:

@@ -60,50 +60,50 @@ class Ranked:
         ]
 
 
-def _excluded(exclude: Sequence[Sequence[int]], n: int) -> list[list[int]]:
-    """Each query's distinct excluded rows that exist among the first ``n``."""
-    return [sorted({int(i) for i in items if 0 <= int(i) < n}) for items in exclude]
+Exclude = Sequence[Sequence[int]] | NDArray[np.int64]
+
+
+def _left_out(exclude: Exclude, n: int) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """``(rows, left)``: ``rows[q]`` the rows ``exclude[q]`` among the first ``n``, sorted,
+    ``-1`` for padding and for rows outside ``[0, n)``; ``left[q]`` the rows left to
+    query ``q`` (``n`` minus its distinct excluded rows)."""
+    if isinstance(exclude, np.ndarray):
+        rows = np.asarray(exclude, dtype=np.int64).reshape(exclude.shape[0], -1)
+    else:
+        rows = np.full((len(exclude), max((len(e) for e in exclude), default=0)), -1, np.int64)
+        for q, items in enumerate(exclude):
+            rows[q, : len(items)] = items
+    rows = np.sort(np.where((rows >= 0) & (rows < n), rows, -1), axis=1)
+    new = np.ones(rows.shape, dtype=bool)
+    new[:, 1:] = rows[:, 1:] != rows[:, :-1]
+    return rows, n - ((rows >= 0) & new).sum(axis=1)
 
 
 def search_excluding(
     queries: NDArray[np.float32],
     matrix: NDArray[np.float32],
     k: int,
-    exclude: Sequence[Sequence[int]],
+    exclude: Exclude,
 ) -> Ranked:
     """Top ``k`` rows of ``queries @ matrix.T`` per query, ``exclude[q]`` left out.
 
-    Asks :func:`search` for ``k + max(len(exclude[q]))`` rows and drops the excluded
-    ones, so each query's results equal a search over ``matrix`` without its rows.
+    The kernel leaves the rows out itself (``search(..., exclude=)``), so each
+    query's results equal a search over ``matrix`` without its rows.
     """
     n = matrix.shape[0]
     k = max(0, min(int(k), n))
-    drop = _excluded(exclude, n)
-    extra = max((len(e) for e in drop), default=0)
-    found = search(queries, matrix, k + extra)
-    counts = np.asarray([min(k, n - len(e)) for e in drop], dtype=np.int64)
-    if extra == 0:
-        return Ranked(found, counts)
-    excl = np.full((len(drop), extra), -1, dtype=np.int64)
-    for row, items in enumerate(drop):
-        excl[row, : len(items)] = items
-    keep = ~(found.indices[:, :, None] == excl[:, None, :]).any(axis=2)
+    rows, left = _left_out(exclude, n)
+    counts = np.minimum(k, left)
+    found = search(queries, matrix, k, exclude=rows)
     width = int(counts.max()) if counts.size else 0
-    order = np.argsort(~keep, axis=1, kind="stable")[:, :width]
-    return Ranked(
-        TopK(
-            np.take_along_axis(found.indices, order, axis=1),
-            np.take_along_axis(found.scores, order, axis=1),
-        ),
-        counts,
-    )
+    return Ranked(TopK(found.indices[:, :width], found.scores[:, :width]), counts)
 
 
 def cosmul(
     normed: NDArray[np.float32],
     units: NDArray[np.float32],
     k: int,
-    exclude: Sequence[Sequence[int]],
+    exclude: Exclude,
 ) -> Ranked:
     """3CosMul for ``units[q] = (N[a], N[b], N[c])`` over all rows of ``normed``.
 
@@ -113,8 +113,8 @@ def cosmul(
     """
     n, dim = normed.shape
     k = max(0, min(int(k), n))
-    drop = _excluded(exclude, n)
-    counts = np.asarray([min(k, n - len(e)) for e in drop], dtype=np.int64)
+    rows, left = _left_out(exclude, n)
+    counts = np.minimum(k, left)
     width = int(counts.max()) if counts.size else 0
     block = max(1, COSMUL_BLOCK_BYTES // (4 * 3 * max(n, 1)))
     indices = np.empty((units.shape[0], width), np.int64)
@@ -124,8 +124,8 @@ def cosmul(
         sims = (1.0 + (part.reshape(-1, dim) @ normed.T)) / 2.0
         sims = sims.reshape(part.shape[0], 3, n)
         value = sims[:, 1] * sims[:, 2] / (sims[:, 0] + COSMUL_EPS)
-        for row, items in enumerate(drop[q0 : q0 + block]):
-            value[row, items] = -np.inf
+        q_of, e_of = np.nonzero(rows[q0 : q0 + block] >= 0)
+        value[q_of, rows[q0 + q_of, e_of]] = -np.inf
         found = top_k(value, width)
         indices[q0 : q0 + block], scores[q0 : q0 + block] = found
     return Ranked(TopK(indices, scores), counts)

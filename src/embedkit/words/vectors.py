@@ -289,8 +289,7 @@ class WordVectors:
         normed = self.normed
         n = len(self) if limit is None else max(0, min(int(limit), len(self)))
         queries = normalize(normed[ib] - normed[ia] + normed[ic])
-        exclude = np.stack([ia, ib, ic], axis=1).tolist()
-        return search_excluding(queries, normed[:n], k, exclude).top()
+        return search_excluding(queries, normed[:n], k, np.stack([ia, ib, ic], axis=1)).top()
 
     def doesnt_match(self, words: Sequence[str]) -> str:
         """The word farthest from the mean of the normalised vectors of ``words``."""
