@@ -215,11 +215,13 @@ def test_search_refuses_an_exclude_of_the_wrong_type_or_length() -> None:
             search(queries, matrix, 5, exclude=bad)
 
 
-def test_search_with_grouped_ranking_on_many_ties() -> None:
-    """Blocks large enough for the group shortcut, tied group maxima included."""
+@pytest.mark.parametrize("k", [1, 2, 3, 10])
+def test_search_with_grouped_ranking_on_many_ties(k: int) -> None:
+    """Blocks large enough for the group shortcut (both group sizes), tied group maxima
+    included."""
     queries, matrix = int_vectors(40, 6, -1, 2), int_vectors(30_000, 6, -1, 2)
     for block_bytes in (40 * 4 * 3000, sim.DEFAULT_BLOCK_BYTES):
-        assert_search_matches_full_product(queries, matrix, 10, block_bytes)
+        assert_search_matches_full_product(queries, matrix, k, block_bytes)
 
 
 @settings(max_examples=50, deadline=None)

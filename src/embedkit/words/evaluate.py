@@ -121,10 +121,8 @@ def _vocab(
     if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
         raise ConfigError(f"limit must be an integer >= 1 (the first words kept), got {limit!r}")
     n = min(limit, len(words))
-    ok: dict[str, int] = {}
-    for i in range(n - 1, -1, -1):  # first (most frequent) case variant wins
-        ok[key(words.words[i])] = i
-    return ok, key
+    names = words.words[:n]  # reversed: the first (most frequent) case variant wins
+    return dict(zip(map(key, reversed(names)), range(n - 1, -1, -1), strict=True)), key
 
 
 def _lines(path: str | os.PathLike[str]) -> Iterator[tuple[int, str]]:
