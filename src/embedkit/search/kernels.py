@@ -370,15 +370,15 @@ def _block_top_k(
         return active, top_k(scores[:, active].T, k)
     maxima = np.empty((groups, nq), np.float32)
     _group_maxima(scores, maxima, g)
-    m = np.ascontiguousarray(maxima.T)  # (queries, groups)
     if above is None:
         active = everyone
-    else:
-        passing = m > above[:, None]
-        active = np.flatnonzero(passing.any(axis=1)).astype(np.int64)
+        m = np.ascontiguousarray(maxima.T)  # (queries, groups)
+    else:  # the active queries first (a pass over the maxima), then only their groups
+        active = np.flatnonzero(maxima.max(axis=0) > above).astype(np.int64)
         if not active.size:
             return active, TopK(np.empty((0, k), np.int64), np.empty((0, k), np.float32))
-        m, passing = m[active], passing[active]
+        m = maxima.T[active]  # (active queries, groups)
+        passing = m > above[active, None]
         many = np.flatnonzero(passing.sum(axis=1) > k)
     if above is None or many.size:  # keep only the groups reaching the k-th group maximum
         sub = m if above is None else m[many]
