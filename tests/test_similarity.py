@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from numpy.typing import NDArray
 
 import embedkit
-from embedkit import DimensionMismatchError, TopK, cosine_similarity, normalize, top_k
+from embedkit import ConfigError, DimensionMismatchError, TopK, cosine_similarity, normalize, top_k
 from embedkit.search import kernels as sim
 from embedkit.search.kernels import search
 
@@ -210,9 +210,10 @@ def test_search_leaves_out_the_excluded_rows(q: int, n: int, k: int, block_bytes
 
 def test_search_refuses_an_exclude_of_the_wrong_type_or_length() -> None:
     queries, matrix = int_vectors(3, 4), int_vectors(100, 4)
-    for bad in (np.zeros((3, 2), np.int32), np.zeros((2, 2), np.int64)):
-        with pytest.raises(DimensionMismatchError, match="exclude must be an int64 array of 3"):
-            search(queries, matrix, 5, exclude=bad)
+    bad_ones = (np.zeros((3, 2), np.int32), np.zeros((2, 2), np.int64), np.zeros(3, np.int64))
+    for bad in (*bad_ones, [[1], [2], [3]]):
+        with pytest.raises(ConfigError, match="exclude must be a 2-D int64 array of 3"):
+            search(queries, matrix, 5, exclude=bad)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("k", [1, 2, 3, 10])

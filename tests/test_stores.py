@@ -371,6 +371,18 @@ def test_faiss_options_are_recorded_in_the_folder(tmp_path: Path) -> None:
     assert FaissStore(16, factory="IVF8,PQ4").rescore == 4  # compressed codes: rescored
 
 
+@pytest.mark.parametrize("rescore", [1, 3])
+def test_faiss_flat_scores_equal_exact_ones_ranked_or_rescored(rescore: int) -> None:
+    """``...Flat`` codes at ``rescore=1``: faiss's own float32 products, only ranked;
+    else rescored by embedkit. With every list probed, both equal exact search."""
+    x, q = clustered(2000, 16, seed=6, centres=20), clustered(20, 16, seed=7, centres=20)
+    store = FaissStore(16, factory="IVF20,Flat", params={"nprobe": 20}, rescore=rescore)
+    VectorIndex.from_vectors(x, store=store)
+    found, exact = store.search(q, 10), VectorIndex.from_vectors(x).store.search(q, 10)
+    assert found.indices.tolist() == exact.indices.tolist()
+    np.testing.assert_allclose(found.scores, exact.scores, atol=2e-6)
+
+
 @pytest.mark.parametrize(
     "make",
     [

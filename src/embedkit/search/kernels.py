@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from embedkit.errors import DimensionMismatchError
+from embedkit.errors import ConfigError, DimensionMismatchError
 
 if TYPE_CHECKING:
     from concurrent.futures import ThreadPoolExecutor
@@ -172,10 +172,14 @@ def search(
     n = matrix.shape[0]
     q = qm.shape[0]
     k = max(0, min(int(k), n))
-    if exclude is not None and (exclude.dtype != np.int64 or exclude.shape[:1] != (q,)):
-        raise DimensionMismatchError(
-            f"exclude must be an int64 array of {q} rows, got {exclude.dtype} {exclude.shape}"
+    if exclude is not None and not (
+        isinstance(exclude, np.ndarray) and exclude.dtype == np.int64 and exclude.shape[:1] == (q,)
+        and exclude.ndim == 2
+    ):  # fmt: skip
+        got = (
+            f"{exclude.dtype} {exclude.shape}" if isinstance(exclude, np.ndarray) else type(exclude)
         )
+        raise ConfigError(f"exclude must be a 2-D int64 array of {q} rows, got {got}")
     if k == 0 or q == 0:
         return TopK(np.empty((q, k), np.int64), np.empty((q, k), np.float32))
     workers = _workers() if q > 1 else 1
