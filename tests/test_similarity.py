@@ -17,6 +17,7 @@ from numpy.typing import NDArray
 import embedkit
 from embedkit import ConfigError, DimensionMismatchError, TopK, cosine_similarity, normalize, top_k
 from embedkit.search import kernels as sim
+from embedkit.search import topk
 from embedkit.search.kernels import search
 
 RNG = np.random.default_rng(20261129)
@@ -190,6 +191,7 @@ def test_search_ties_across_blocks_go_to_the_lower_row() -> None:
         (1, 50, 10, 2**20),
         (5, 3000, 7, 4_000),
         (40, 30_000, 10, 40 * 4 * 3000),
+        (40, 30_000, 1, 40 * 4 * 3000),
         (64, 9_000, 3, 2**26),
     ],
 )
@@ -260,7 +262,7 @@ def test_search_float_vectors_give_the_float64_top_10_sets(d: int) -> None:
 def test_search_does_not_build_the_full_score_matrix(monkeypatch: pytest.MonkeyPatch) -> None:
     """Every matrix product made by search stays within block_bytes of scores."""
     largest = 0
-    real = sim._block_top_k
+    real = topk.block_top_k
 
     def spy(
         scores: NDArray[np.float32], k: int, above: NDArray[np.float32] | None = None
@@ -269,7 +271,7 @@ def test_search_does_not_build_the_full_score_matrix(monkeypatch: pytest.MonkeyP
         largest = max(largest, scores.nbytes)
         return real(scores, k, above)
 
-    monkeypatch.setattr(sim, "_block_top_k", spy)
+    monkeypatch.setattr(topk, "block_top_k", spy)
     queries, matrix = int_vectors(64, 8), int_vectors(50_000, 8)
     got = search(queries, matrix, 5, block_bytes=2**20)
     assert 0 < largest <= 2**20 < queries.shape[0] * matrix.shape[0] * 4

@@ -51,7 +51,8 @@ from embedkit.errors import (
     InvalidInputError,
     OutOfVocabularyError,
 )
-from embedkit.search.kernels import TopK, as_matrix, normalize
+from embedkit.search.kernels import TopK, normalize
+from embedkit.search.topk import as_matrix
 from embedkit.words.evaluate import (
     AnalogyResult,
     WordPairsResult,
