@@ -154,6 +154,8 @@ class MetadataColumn:
         return self._parse(bytes(self._lines[start : int(self._ends[row])]), row)
 
     def _parse(self, raw: bytes, row: int) -> Metadata:
+        if raw == b"null":  # rows without metadata: a tenth of json.loads's time
+            return None
         try:
             value = json.loads(raw)
         except ValueError as exc:

@@ -196,6 +196,8 @@ def rank(candidates: NDArray[np.int64], scores: Matrix, k: int) -> TopK:
         return TopK(np.empty((q, k), np.int64), np.empty((q, k), np.float32))
     scores = scores.astype(np.float32, copy=False)
     if q == 1 and candidates.min() >= 0:  # one query, all valid: 1-D, fewer calls
+        if k == m and (scores[0, 1:] < scores[0, :-1]).all():  # best first, no ties: as is
+            return TopK(candidates.astype(np.int64, copy=False), scores)
         best = np.lexsort((candidates[0], -scores[0]))[:k]
         return TopK(candidates[0, best][None, :].astype(np.int64), scores[0, best][None, :])
     none = np.iinfo(np.int64).max
