@@ -92,8 +92,7 @@ def _fix_boundary_ties(s: NDArray[np.float32], idx: NDArray[Any]) -> NDArray[Any
 
 def merge_block(best: TopK, offset: int, scores: NDArray[np.float32], k: int) -> None:
     """Merge the top-k of a ``(b, q)`` score block (rows from ``offset``) into ``best``."""
-    b, nq = scores.shape
-    if k == 1 and nq >= MIN_GROUP_QUERIES and -(-b // FEW_GROUP_ROWS) > 2:
+    if k == 1 and by_groups(scores.shape[0], scores.shape[1], k):
         best_of_block(best, offset, scores)
         return
     active, found = block_top_k(scores, k, best.scores[:, -1].copy())
@@ -114,7 +113,7 @@ def best_of_block(best: TopK, offset: int, scores: NDArray[np.float32]) -> None:
     it; only that group's scores are searched for the first row equal to it.
     """
     b, nq = scores.shape
-    g = FEW_GROUP_ROWS
+    g = group_rows(1)
     maxima = np.empty((-(-b // g), nq), np.float32)
     group_maxima(scores, maxima, g)
     top = maxima.max(axis=0)
@@ -128,6 +127,12 @@ def best_of_block(best: TopK, offset: int, scores: NDArray[np.float32]) -> None:
     first = np.argmax(scores[np.minimum(rows, b - 1), active[:, None]] == peak[:, None], axis=1)
     best.indices[active, 0] = offset + group * g + first
     best.scores[active, 0] = peak
+
+
+def by_groups(b: int, nq: int, k: int) -> bool:
+    """Whether a ``(b, nq)`` block is ranked by group maxima (else by argpartition,
+    cheap enough for few groups or few queries: the group pass needs width)."""
+    return -(-b // group_rows(k)) > 2 * k and nq >= MIN_GROUP_QUERIES
 
 
 def group_rows(k: int) -> int:
@@ -165,7 +170,7 @@ def block_top_k(
     g = group_rows(k)
     groups = -(-b // g)
     everyone = np.arange(nq, dtype=np.int64)
-    if groups <= 2 * k or nq < MIN_GROUP_QUERIES:  # argpartition is cheap enough here
+    if not by_groups(b, nq, k):
         if above is None:
             return everyone, top_k(scores.T, k)
         active = np.flatnonzero(scores.max(axis=0) > above).astype(np.int64)
