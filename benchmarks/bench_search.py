@@ -64,14 +64,19 @@ class Method:
 
 
 def round_robin(
-    methods: dict[str, Callable[[], object]], repeats: int, max_seconds: float
+    methods: dict[str, Callable[[], object]], repeats: int, max_seconds: float, gap: float = 0.0
 ) -> dict[str, tuple[float, float]]:
     """Median (wall s, process CPU s) of each method, the methods taking turns.
 
     Taking turns spreads the load of a shared machine evenly over the methods, and
     the order is shuffled (seeded) each repeat: whatever runs right after a heavy
     kernel (the big matmul) was seen to pay up to 2x, and a rotation keeps the same
-    neighbours, so no method may always follow the same one. A method stops repeating once its runs have taken ``max_seconds`` in all.
+    neighbours, so no method may always follow the same one. A method stops repeating
+    once its runs have taken ``max_seconds`` in all. Each run starts ``gap`` seconds
+    after the last one ended: OpenBLAS's threads spin for about 0.1 s after a
+    multi-threaded product before they sleep, and until then they take a core from
+    whatever runs next (measured: a batch search 146 ms right after ``a @ b``, 102 ms
+    0.3 s later); the gap times each method on a quiet machine, not after its neighbour.
     The CPU time counts all threads: on a shared machine it moves less with the load.
     """
     walls: dict[str, list[float]] = {name: [] for name in methods}
@@ -83,6 +88,8 @@ def round_robin(
             fn = methods[name]
             if walls[name] and sum(walls[name]) > max_seconds:
                 continue
+            if gap:
+                time.sleep(gap)
             c0, t0 = time.process_time(), time.perf_counter()
             fn()
             walls[name].append(time.perf_counter() - t0)
@@ -335,6 +342,7 @@ def bench_size(n: int, d: int, args: argparse.Namespace) -> None:
             {**kernels, **{name: m.run for name, m in methods.items()}},
             args.repeats,
             args.max_seconds,
+            args.gap,
         )
         bw = nbytes / min(timed["sum 1 thread"][0], timed["sum 2 threads"][0])
         peak = flops / timed["matmul"][0]
@@ -405,6 +413,12 @@ def main(argv: list[str] | None = None) -> int:
         "--max-seconds", type=float, default=30.0, help="stop repeating a method after this"
     )
     parser.add_argument(
+        "--gap",
+        type=float,
+        default=0.3,
+        help="idle seconds before each timed run (BLAS threads stop spinning); 0: none",
+    )
+    parser.add_argument(
         "--max-gib", type=float, default=24.0, help="skip sizes whose matrix and copies exceed this"
     )
     args = parser.parse_args(argv)
@@ -421,7 +435,10 @@ def main(argv: list[str] | None = None) -> int:
         f"import embedkit: {seconds * 1e3:.0f} ms median in a fresh interpreter (target < 200 ms)"
     )
     print(f"  heavy modules imported by it: {', '.join(heavy) or 'none'}")
-    print("(methods and the machine's limits are timed in turns, so they share the load alike)")
+    print(
+        "(methods and the machine's limits are timed in turns, so they share the load alike, "
+        f"each after {args.gap:g} s idle)"
+    )
     for n in sizes_n:
         for d in sizes_d:
             need = 2 * n * d * 4  # the matrix and one copy (faiss / hnswlib)

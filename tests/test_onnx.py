@@ -108,6 +108,40 @@ def test_prompts_batches_and_truncate_dim_follow_the_torch_path(
     assert np.sum(route.embed(queries) * got, axis=1).max() < 0.9999  # the prompt was used
 
 
+def test_texts_sorted_by_token_count_come_back_in_input_order(
+    onnx32: SentenceTransformerEmbedder,
+    minilm: embedkit.Embedder,
+    reviews: list[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from embedkit.backends import sbert_onnx
+
+    texts = [r[: 40 + 37 * i] for i, r in enumerate(reviews[:13])]  # lengths in no order
+    monkeypatch.setattr(sbert_onnx, "SORT_WINDOW", 5)  # windows of 5, 5, 3; batches of 2
+    monkeypatch.setattr(onnx32, "batch_size", 2)
+    got, want = _embed(onnx32, texts), _embed(minilm, texts)
+    assert got.shape == (13, 384) and np.sum(got * want, axis=1).min() >= 0.9999
+
+
+def test_a_batch_is_cut_on_the_side_the_tokenizer_does_not_pad(
+    onnx32: SentenceTransformerEmbedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runner = onnx32._onnx
+    assert runner is not None
+    ids = np.array([[5, 6, 7, 0], [8, 0, 0, 0], [1, 2, 3, 4]])
+    features = {name: ids for name in runner.inputs} | {"modality": "text"}
+    right = runner._cut(features, np.array([2, 0]), 3)
+    assert right["input_ids"].tolist() == [[1, 2, 3], [5, 6, 7]] and right["modality"] == "text"
+    monkeypatch.setattr(runner._st.tokenizer, "padding_side", "left")
+    ids = np.array([[0, 5, 6, 7], [0, 0, 0, 8], [1, 2, 3, 4]])
+    features = {name: ids for name in runner.inputs}
+    left = runner._cut(features, np.array([0, 1]), 3)
+    assert (
+        left["input_ids"].tolist() == [[5, 6, 7], [0, 0, 8]]
+        and left["input_ids"].flags.c_contiguous
+    )
+
+
 def test_token_vectors_come_from_the_export(
     minilm: embedkit.Embedder, onnx32: SentenceTransformerEmbedder
 ) -> None:
@@ -116,6 +150,55 @@ def test_token_vectors_come_from_the_export(
     assert got.tokens == want.tokens == ["[CLS]", "the", "river", "bank", "[SEP]"]
     assert got.spans == want.spans and got.vectors.dtype == np.float32
     np.testing.assert_allclose(got.vectors, want.vectors, atol=1e-3)
+
+
+def _op_counts(runner: OnnxRunner | None) -> dict[str, int]:
+    import onnx
+
+    assert runner is not None
+    with _folder.read(runner.folder, "onnx-export") as snapshot:
+        graph = onnx.load_from_string(snapshot.read_bytes("model.onnx")).graph
+    counts: dict[str, int] = {}
+    for node in graph.node:
+        counts[node.op_type] = counts.get(node.op_type, 0) + 1
+    return counts
+
+
+def test_the_export_is_fused_one_attention_op_per_layer(
+    onnx32: SentenceTransformerEmbedder, int8: SentenceTransformerEmbedder
+) -> None:
+    fp32_ops, int8_ops = _op_counts(onnx32._onnx), _op_counts(int8._onnx)
+    assert fp32_ops.get("Attention") == 6  # MiniLM-L6: six layers
+    assert fp32_ops.get("SkipLayerNormalization") == 12 and "EmbedLayerNormalization" in fp32_ops
+    assert "Softmax" not in fp32_ops  # no unfused attention left
+    assert (
+        int8_ops.get("QAttention") == 6 and int8_ops.get("MatMulInteger") == 18
+    )  # output projections, FFN
+
+
+def test_a_fusion_that_changes_the_outputs_is_not_used(
+    tmp_path: Path, reviews: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import onnx
+    from onnx import helper, numpy_helper
+
+    from embedkit.backends import sbert_onnx
+
+    def wrong_fusion(source: Path, target: Path, config: object) -> None:
+        model = onnx.load(str(source))  # hidden states + 0.5: a misread graph
+        out = model.graph.output[0].name
+        for node in model.graph.node:
+            node.output[:] = [f"{o}_raw" if o == out else o for o in node.output]
+        model.graph.initializer.append(numpy_helper.from_array(np.float32(0.5), "offset"))
+        model.graph.node.append(helper.make_node("Add", [f"{out}_raw", "offset"], [out]))
+        onnx.save(model, str(target))
+
+    monkeypatch.setattr(sbert_onnx, "_fuse", wrong_fusion)
+    route = SentenceTransformerEmbedder(precision="onnx", onnx_dir=tmp_path)
+    assert "Attention" not in _op_counts(route._onnx) and "Softmax" in _op_counts(route._onnx)
+    want = _embed(SentenceTransformerEmbedder(), reviews[:4])
+    assert np.sum(want * _embed(route, reviews[:4]), axis=1).min() >= 0.99999
+    assert not list(route._onnx.folder.rglob("unfused.onnx"))  # type: ignore[union-attr]
 
 
 def test_retrieval_scores_are_unchanged(

@@ -2,8 +2,13 @@
 
 The model's transformer (its first module) is exported once with the legacy
 TorchScript exporter, ``torch.onnx.export(..., dynamo=False)``, which needs the
-``onnx`` package only (the dynamo exporter would also need ``onnxscript``), and run
-with plain ``onnxruntime``. Everything else stays the model's own: its tokenizer
+``onnx`` package only (the dynamo exporter would also need ``onnxscript``), with
+eager attention (the pattern onnxruntime recognises), then fused by onnxruntime's
+transformer optimizer (``onnxruntime.transformers.optimizer``, ``model_type="bert"``:
+one ``Attention`` op per layer, embedding and skip LayerNorms, bias + GELU), and run
+with plain ``onnxruntime``. Fused, int8 runs 1.24x faster than unfused int8 and fp32
+1.15x faster than unfused fp32 (AMD EPYC, AVX2, 2 cores: bench_precision); a model
+the optimizer cannot fuse correctly (checked against PyTorch) keeps the plain export. Everything else stays the model's own: its tokenizer
 (``SentenceTransformer.preprocess``, so prompts, lower-casing and ``max_seq_length``
 truncation are exactly those of ``encode``) and its later modules (Pooling,
 Normalize, Dense, ... as ``modules.json`` lists them) run on the ONNX output, so
@@ -44,12 +49,13 @@ from embedkit.jobs.cache import default_cache_path
 
 __all__ = ["EXPORT_VERSION", "OnnxRunner", "default_onnx_dir", "export_folder", "model_key"]
 
-EXPORT_VERSION = 1  # bump when the export settings below change: old exports are then unused
+EXPORT_VERSION = 2  # 2: eager attention, fused. Bump when the export settings below change: old exports are then unused
 OPSET = 17
 KIND = "onnx-export"
 FILE = "model.onnx"
 _CHECK_ATOL = 1e-3  # export vs PyTorch, largest |difference| of a hidden state (seen: 3e-5)
 _SAMPLE = ["a", "two texts of different lengths, so that the trace sees padding"]
+SORT_WINDOW = 4096  # texts tokenized at once and sorted by token count (int64 ids: 8 MB at 256)
 _CHECK = ["the export is checked", "on a batch of another shape", "than the one it was traced on"]
 
 
@@ -60,9 +66,12 @@ def default_onnx_dir() -> Path:
 
 def model_key(transformer: Any) -> str:
     """sha256 (hex) of a transformer's content: config, every tensor's name, dtype, shape and
-    bytes, and :data:`EXPORT_VERSION`, ``OPSET`` (what an export of it depends on)."""
+    bytes, and :data:`EXPORT_VERSION`, ``OPSET``, onnxruntime's version (what an export
+    of it depends on)."""
     torch = require("torch", "sbert")
-    digest = hashlib.sha256(f"embedkit-onnx {EXPORT_VERSION} opset {OPSET}\n".encode())
+    ort = require("onnxruntime", "onnx")  # its optimizer writes the fused graph
+    settings = f"embedkit-onnx {EXPORT_VERSION} opset {OPSET} onnxruntime {ort.__version__}\n"
+    digest = hashlib.sha256(settings.encode())
     digest.update(transformer.config.to_json_string(use_diff=False).encode("utf-8"))
     for name, tensor in sorted(transformer.state_dict().items()):
         flat = tensor.detach().cpu().contiguous().reshape(-1)
@@ -128,22 +137,27 @@ class OnnxRunner:
                 path,
                 per_channel=True,
                 weight_type=quantization.QuantType.QInt8,
+                # the fused ops' outputs have no inferred type: they are float32
+                extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
             )
 
     def _export(self, path: Path) -> None:
-        """Export the transformer to ``path`` and check it against PyTorch on another batch."""
+        """Export the transformer to ``path``, fused where that stays within
+        :data:`_CHECK_ATOL` of PyTorch on another batch (else unfused, checked the same)."""
         torch = require("torch", "sbert")
-        wrapper = _Hidden.make(torch, self._st[0].model, self.inputs).eval()
+        transformer = self._st[0].model
+        wrapper = _Hidden.make(torch, transformer, self.inputs).eval()
         sample = self._features(_SAMPLE, None)
         args = tuple(torch.from_numpy(sample[name]) for name in self.inputs)
         axes = {name: {0: "batch", 1: "tokens"} for name in (*self.inputs, "last_hidden_state")}
-        with warnings.catch_warnings(), torch.no_grad():
+        plain = path.with_name("unfused.onnx")
+        with warnings.catch_warnings(), torch.no_grad(), _eager_attention(transformer):
             warnings.simplefilter("ignore")  # TracerWarnings and the legacy exporter's notice
             try:
                 torch.onnx.export(
                     wrapper,
                     args,
-                    str(path),
+                    str(plain),
                     input_names=list(self.inputs),
                     output_names=["last_hidden_state"],
                     dynamic_axes=axes,
@@ -154,15 +168,24 @@ class OnnxRunner:
                 raise BackendError(f"torch.onnx.export failed for this model: {exc}") from exc
             check = self._features(_CHECK, None)
             expected = wrapper(*(torch.from_numpy(check[n]) for n in self.inputs)).numpy()
-        with _ort_errors("onnxruntime cannot run the fresh export"):
-            session = self._ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-            got = session.run(None, {n: check[n] for n in self.inputs})[0]
-        worst = float(np.abs(got - expected).max()) if got.shape == expected.shape else np.inf
+        _fuse(plain, path, transformer.config)
+        worst = self._worst(path, check, expected)
+        if not worst <= _CHECK_ATOL:  # the optimizer misread this graph: keep it unfused
+            plain.replace(path)
+            worst = self._worst(path, check, expected)
+        plain.unlink(missing_ok=True)
         if not worst <= _CHECK_ATOL:
             raise BackendError(
                 f"the ONNX export differs from PyTorch by {worst:.3g} (> {_CHECK_ATOL}) on a "
                 "batch of another shape: this model does not trace cleanly"
             )
+
+    def _worst(self, path: Path, check: dict[str, Any], expected: NDArray[np.float32]) -> float:
+        """Largest |difference| between the model file's hidden states and ``expected``."""
+        with _ort_errors("onnxruntime cannot run the fresh export"):
+            session = self._ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+            got = session.run(None, {n: check[n] for n in self.inputs})[0]
+        return float(np.abs(got - expected).max()) if got.shape == expected.shape else np.inf
 
     # ----------------------------------------------------------------- running
     def _features(self, texts: Sequence[str], prompt: str | None) -> dict[str, Any]:
@@ -183,27 +206,49 @@ class OnnxRunner:
         self, texts: Sequence[str], prompt: str | None, batch_size: int
     ) -> NDArray[np.float32]:
         """``(len(texts), dim)`` float32: the model's later modules on the ONNX hidden states
-        of ``prompt + text``, batches of similar lengths (as ``encode`` sorts them), rows
-        in input order; not normalised beyond what the model's own modules do."""
+        of ``prompt + text``, rows in input order; not normalised beyond what the model's
+        own modules do.
+
+        Batches hold texts of similar token counts: up to :data:`SORT_WINDOW` texts are
+        tokenized at once and sorted by their counts, and each batch is cut to its
+        longest text. (``encode`` sorts by characters: on the 1,000 reviews its batches
+        of 32 are 16% padding, these 2%; padding costs the transformer as much as text.)
+        """
         torch = require("torch", "sbert")
-        order = np.argsort([-len(t) for t in texts], kind="stable")
-        rows: list[NDArray[np.float32]] = [np.empty(0, np.float32)] * len(texts)
-        for start in range(0, len(texts), batch_size):
-            picked = order[start : start + batch_size]
-            features = self._features([texts[i] for i in picked], prompt)
-            hidden = self._hidden(features)
-            for name in self.inputs:
-                features[name] = torch.from_numpy(features[name])
-            features["token_embeddings"] = torch.from_numpy(hidden)
-            with torch.inference_mode():
-                for module in self._later:
-                    features = module(features)
-            pooled = features["sentence_embedding"].float().numpy()
-            for i, row in zip(picked, pooled, strict=True):
-                rows[int(i)] = row
+        rows: list[NDArray[np.float32]] = []
+        for c0 in range(0, len(texts), SORT_WINDOW):
+            features = self._features(texts[c0 : c0 + SORT_WINDOW], prompt)
+            counts = _token_counts(features, self.inputs)
+            order = np.argsort(-counts, kind="stable")
+            pooled: list[NDArray[np.float32]] = [np.empty(0, np.float32)] * len(order)
+            for start in range(0, len(order), batch_size):
+                picked = order[start : start + batch_size]
+                batch = self._cut(features, picked, int(counts[picked].max()))
+                batch["token_embeddings"] = torch.from_numpy(self._hidden(batch))
+                for name in self.inputs:
+                    batch[name] = torch.from_numpy(batch[name])
+                with torch.inference_mode():
+                    for module in self._later:
+                        batch = module(batch)
+                vectors = batch["sentence_embedding"].float().numpy()
+                for i, row in zip(picked.tolist(), vectors, strict=True):
+                    pooled[i] = row
+            rows.extend(pooled)
         if not rows:
             return np.zeros((0, self._st.get_embedding_dimension()), np.float32)
         return np.stack(rows).astype(np.float32, copy=False)
+
+    def _cut(
+        self, features: dict[str, Any], picked: NDArray[np.intp], width: int
+    ) -> dict[str, Any]:
+        """The rows ``picked`` of the tokenized window, ``width`` tokens wide (on the side
+        the tokenizer does not pad); other entries (``modality``, ...) as they are."""
+        left = getattr(self._st.tokenizer, "padding_side", "right") == "left"
+        columns = slice(-width, None) if left else slice(0, width)
+        batch = dict(features)
+        for name in self.inputs:
+            batch[name] = np.ascontiguousarray(features[name][picked, columns])
+        return batch
 
     def token_embeddings(self, text: str) -> NDArray[np.float32]:
         """``(tokens, hidden)`` float32: the ONNX hidden state of each token of ``text``."""
@@ -226,6 +271,49 @@ class _Hidden:
                 return out.last_hidden_state
 
         return Hidden()
+
+
+@contextmanager
+def _eager_attention(model: Any) -> Iterator[None]:
+    """``model`` on eager attention while the block runs (where it can switch): SDPA
+    traces into a graph onnxruntime's optimizer does not fuse."""
+    before = getattr(model.config, "_attn_implementation", None)
+    switch = getattr(model, "set_attn_implementation", None)
+    if switch is None or before in (None, "eager"):
+        yield
+        return
+    try:
+        switch("eager")
+    except (ValueError, ImportError):  # a model without eager attention: traced as it is
+        yield
+        return
+    try:
+        yield
+    finally:
+        switch(before)
+
+
+def _fuse(source: Path, target: Path, config: Any) -> None:
+    """onnxruntime's BERT fusions of the export ``source``, written to ``target``
+    (heads and width from the model's config; 0 lets the optimizer read them)."""
+    optimizer = require("onnxruntime.transformers.optimizer", "onnx")
+    heads = int(getattr(config, "num_attention_heads", 0) or 0)
+    hidden = int(getattr(config, "hidden_size", 0) or 0)
+    with quiet("onnxruntime"), _ort_errors("onnxruntime's transformer optimizer failed"):
+        fused = optimizer.optimize_model(
+            str(source), model_type="bert", num_heads=heads, hidden_size=hidden, opt_level=1
+        )
+        fused.save_model_to_file(str(target))
+
+
+def _token_counts(features: dict[str, Any], names: tuple[str, ...]) -> NDArray[np.int64]:
+    """Tokens per text of a tokenized window (its attention mask's sum; the full
+    width where the tokenizer gives no mask)."""
+    ids = features["input_ids"]
+    if "attention_mask" not in names:
+        return np.full(ids.shape[0], ids.shape[1], np.int64)
+    counts: NDArray[np.int64] = features["attention_mask"].sum(axis=1).astype(np.int64)
+    return counts
 
 
 def _input_names(st_model: Any) -> tuple[str, ...]:
