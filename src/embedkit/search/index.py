@@ -232,13 +232,11 @@ class VectorIndex:
         found = self.store.search(self._query_matrix(queries), int(k), exact=exact)
         self._mapped.check()
         ids, meta = self._ids, self._metadata
-        return [
-            [
-                Hit(ids.at(i), float(s), meta[i])
-                for i, s in zip(row_idx.tolist(), row_val.tolist(), strict=True)
-            ]
-            for row_idx, row_val in zip(found.indices, found.scores, strict=True)
-        ]
+        out = []
+        for row_idx, row_val in zip(found.indices.tolist(), found.scores.tolist(), strict=True):
+            hits = zip(ids.rows(row_idx), row_val, meta.rows(row_idx), strict=True)
+            out.append([Hit(i, s, m) for i, s, m in hits])
+        return out
 
     def _query_matrix(self, queries: Sequence[str] | ArrayLike) -> NDArray[np.float32]:
         if isinstance(queries, str):

@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -58,7 +59,20 @@ def unit_rows(vectors: ArrayLike, dim: int | None, what: str = "vectors") -> NDA
 
 
 def query_rows(queries: ArrayLike, dim: int) -> NDArray[np.float32]:
-    """Query vectors ``(dim,)`` or ``(q, dim)`` as unit float32 rows (checked like vectors)."""
+    """Query vectors ``(dim,)`` or ``(q, dim)`` as unit float32 rows (checked like vectors).
+
+    One float32 query (the common case) takes a short path, the same result as
+    :func:`unit_rows`: its float64 sum of squares is finite exactly when every entry
+    is, so one product both checks it and scales it.
+    """
+    one = (dim,), (1, dim)
+    if isinstance(queries, np.ndarray) and queries.dtype == np.float32 and queries.shape in one:
+        row = queries.reshape(1, dim)
+        wide = row[0].astype(np.float64)
+        squares = float(wide @ wide)
+        if math.isfinite(squares):
+            out = (row / np.float32(math.sqrt(squares) or 1.0)).astype(np.float32, copy=False)
+            return out
     return unit_rows(queries, dim, "queries")
 
 

@@ -36,6 +36,7 @@ truncation guard of memory-mapped files).
 from __future__ import annotations
 
 import importlib
+import itertools
 import os
 from pathlib import Path
 from typing import Any, ClassVar, Protocol, cast, runtime_checkable
@@ -195,9 +196,11 @@ def rank(candidates: NDArray[np.int64], scores: Matrix, k: int) -> TopK:
     if k == 0 or q == 0:
         return TopK(np.empty((q, k), np.int64), np.empty((q, k), np.float32))
     scores = scores.astype(np.float32, copy=False)
-    if q == 1 and candidates.min() >= 0:  # one query, all valid: 1-D, fewer calls
-        if k == m and (scores[0, 1:] < scores[0, :-1]).all():  # best first, no ties: as is
-            return TopK(candidates.astype(np.int64, copy=False), scores)
+    if q == 1:  # one query: checked on Python lists (each numpy call costs more here)
+        rows, values = candidates[0].tolist(), scores[0].tolist()
+        if k == m and min(rows) >= 0 and all(a > b for a, b in itertools.pairwise(values)):
+            return TopK(candidates.astype(np.int64, copy=False), scores)  # best first, no ties
+    if q == 1 and candidates.min() >= 0:  # all valid: 1-D, fewer calls
         best = np.lexsort((candidates[0], -scores[0]))[:k]
         return TopK(candidates[0, best][None, :].astype(np.int64), scores[0, best][None, :])
     none = np.iinfo(np.int64).max
