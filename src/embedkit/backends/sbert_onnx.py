@@ -6,9 +6,10 @@ TorchScript exporter, ``torch.onnx.export(..., dynamo=False)``, which needs the
 eager attention (the pattern onnxruntime recognises), then fused by onnxruntime's
 transformer optimizer (``onnxruntime.transformers.optimizer``, ``model_type="bert"``:
 one ``Attention`` op per layer, embedding and skip LayerNorms, bias + GELU), and run
-with plain ``onnxruntime``. Fused, int8 runs 1.24x faster than unfused int8 and fp32
-1.15x faster than unfused fp32 (AMD EPYC, AVX2, 2 cores: bench_precision); a model
-the optimizer cannot fuse correctly (checked against PyTorch) keeps the plain export. Everything else stays the model's own: its tokenizer
+with plain ``onnxruntime``. Fused, int8 runs 1.18x faster than unfused int8 and fp32
+1.15x faster than unfused fp32 (AMD EPYC, AVX2, 2 cores); a model the optimizer
+cannot fuse correctly (checked against PyTorch) keeps the plain export. Everything
+else stays the model's own: its tokenizer
 (``SentenceTransformer.preprocess``, so prompts, lower-casing and ``max_seq_length``
 truncation are exactly those of ``encode``) and its later modules (Pooling,
 Normalize, Dense, ... as ``modules.json`` lists them) run on the ONNX output, so
