@@ -41,14 +41,19 @@ def int_vectors(n: int, d: int, low: int = -3, high: int = 4) -> NDArray[np.floa
 
 
 def test_normalize_gives_unit_rows_and_keeps_zero_rows_zero() -> None:
-    x = np.array([[3.0, 4.0], [0.0, 0.0], [-1e-30, 0.0], [1e30, 1e30]], dtype=np.float32)
-    with np.errstate(all="raise"):
-        out = normalize(x)
-    assert out.dtype == np.float32 and out.shape == (4, 2)
-    assert np.isfinite(out).all()
+    x = np.array(
+        [[3.0, 4.0], [0.0, 0.0], [-1e-30, 0.0], [1e30, 1e30], [3e38, -3e38]], dtype=np.float32
+    )
+    for rows in (x, x[[4]], x[[3]]):  # several rows, and the one-row path
+        with np.errstate(all="raise"):
+            out = normalize(rows)
+        assert out.dtype == np.float32 and out.shape == rows.shape and np.isfinite(out).all()
+        nonzero = (rows != 0).any(axis=1)
+        np.testing.assert_allclose(np.linalg.norm(out[nonzero], axis=1), 1.0, rtol=1e-6)
+    out = normalize(x)
     np.testing.assert_allclose(out[0], [0.6, 0.8], rtol=1e-6)
     assert (out[1] == 0).all()
-    np.testing.assert_allclose(np.linalg.norm(out[[0, 2, 3]], axis=1), 1.0, rtol=1e-6)
+    np.testing.assert_allclose(out[4], [0.70710677, -0.70710677], rtol=1e-6)  # norm > float32
 
 
 def test_one_query_takes_a_short_path_with_the_same_result_and_checks() -> None:
@@ -56,12 +61,14 @@ def test_one_query_takes_a_short_path_with_the_same_result_and_checks() -> None:
     from embedkit.search.rows import query_rows, unit_rows
 
     cases = [RNG.standard_normal(6).astype(np.float32), np.zeros(6, np.float32),
-             np.full(6, 3e38, np.float32), np.full(6, 1e-30, np.float32)]  # fmt: skip
+             np.full(6, 3e38, np.float32), np.full(6, 1e-30, np.float32),
+             np.full(6, 1e19, np.float32)]  # fmt: skip
     for vector in cases:
         for shaped in (vector, vector[None, :]):
             got, want = query_rows(shaped, 6), unit_rows(vector[None, :], 6, "queries")
             assert got.shape == (1, 6) and got.dtype == np.float32
             assert got.tobytes() == want.tobytes()  # bit for bit
+            assert abs(float(np.linalg.norm(got)) - (1.0 if vector.any() else 0.0)) < 1e-6
     bad = np.array([1, np.nan, 2, 3, 4, 5], np.float32)
     with pytest.raises(InvalidInputError, match="NaN or infinity"):
         query_rows(bad, 6)

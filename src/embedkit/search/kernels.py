@@ -49,6 +49,7 @@ STEP_BYTES = 16 * 2**20
 # many rows of ``matrix``.
 MIN_BLOCK_ROWS = 4096
 MAX_WORKERS = 8
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 def normalize(x: ArrayLike) -> NDArray[np.float32]:
@@ -58,11 +59,15 @@ def normalize(x: ArrayLike) -> NDArray[np.float32]:
     # underflow to a zero norm for entries near 1e-20.
     if arr.shape[0] == 1:  # one query: a plain dot product costs less than einsum's set-up
         wide = arr[0].astype(np.float64)
-        norms = np.sqrt(np.array([wide @ wide])).astype(np.float32)
+        exact = np.sqrt(np.array([wide @ wide]))
     else:
-        norms = np.sqrt(np.einsum("ij,ij->i", arr, arr, dtype=np.float64)).astype(np.float32)
+        exact = np.sqrt(np.einsum("ij,ij->i", arr, arr, dtype=np.float64))
+    big = exact > FLOAT32_MAX  # a norm beyond float32 (entries near 3e38): divided in float64
+    norms = np.where(big, 1.0, exact).astype(np.float32)
     norms[norms == 0] = 1.0
     out: NDArray[np.float32] = arr / norms[:, None]
+    if big.any():
+        out[big] = (arr[big] / exact[big, None]).astype(np.float32)
     return out
 
 

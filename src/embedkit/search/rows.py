@@ -17,7 +17,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from embedkit.errors import ConfigError, DimensionMismatchError, InvalidInputError
-from embedkit.search.kernels import normalize
+from embedkit.search.kernels import FLOAT32_MAX, normalize
 
 __all__ = [
     "Id",
@@ -70,7 +70,7 @@ def query_rows(queries: ArrayLike, dim: int) -> NDArray[np.float32]:
         row = queries.reshape(1, dim)
         wide = row[0].astype(np.float64)
         squares = float(wide @ wide)
-        if math.isfinite(squares):
+        if math.isfinite(squares) and squares <= FLOAT32_MAX**2:  # else: unit_rows's way
             out = (row / np.float32(math.sqrt(squares) or 1.0)).astype(np.float32, copy=False)
             return out
     return unit_rows(queries, dim, "queries")
