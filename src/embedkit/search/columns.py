@@ -63,9 +63,6 @@ class IdColumn(Mapping[Id, int]):
         return len(self._ids)
 
     # -- rows -------------------------------------------------------------------------
-    def at(self, row: int) -> Id:
-        return self._ids[row]
-
     def rows(self, rows: list[int]) -> list[Id]:
         """The ids of ``rows`` (``rows[j]`` in ``[0, len)``), in that order."""
         ids = self._ids
