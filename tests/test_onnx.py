@@ -201,6 +201,22 @@ def test_a_fusion_that_changes_the_outputs_is_not_used(
     assert not list(route._onnx.folder.rglob("unfused.onnx"))  # type: ignore[union-attr]
 
 
+def test_an_optimizer_that_fails_leaves_the_plain_export(
+    tmp_path: Path, reviews: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from embedkit.backends import sbert_onnx
+    from embedkit.errors import BackendError
+
+    def failing(source: Path, target: Path, config: object) -> None:
+        raise BackendError("onnxruntime's transformer optimizer failed: no pattern")
+
+    monkeypatch.setattr(sbert_onnx, "_fuse", failing)
+    route = SentenceTransformerEmbedder(precision="onnx", onnx_dir=tmp_path)
+    assert "Attention" not in _op_counts(route._onnx) and "Softmax" in _op_counts(route._onnx)
+    want = _embed(SentenceTransformerEmbedder(), reviews[:3])
+    assert np.sum(want * _embed(route, reviews[:3]), axis=1).min() >= 0.99999
+
+
 def test_retrieval_scores_are_unchanged(
     minilm: embedkit.Embedder,
     onnx32: SentenceTransformerEmbedder,
