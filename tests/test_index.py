@@ -45,6 +45,33 @@ def test_search_by_vector_equals_search_by_text(
     assert by_text == by_vec and by_text[0].id == "d3"
 
 
+def test_a_float32_vector_query_gets_the_same_answer_as_any_other_form(tmp_path: Path) -> None:
+    """search() takes a short path for a float32 (dim,) vector: same hits, same checks."""
+    rng = np.random.default_rng(3)
+    vectors = rng.standard_normal((500, 16)).astype(np.float32)
+    meta = [{"row": i} if i % 3 else None for i in range(500)]
+    built = VectorIndex.from_vectors(vectors, ids=[f"r{i}" for i in range(500)], metadata=meta)
+    built.save(tmp_path / "i")
+    for index in (
+        built,
+        VectorIndex.load(tmp_path / "i"),
+        VectorIndex.load(tmp_path / "i", mmap=True),
+    ):
+        for q in rng.standard_normal((5, 16)).astype(np.float32):
+            fast = index.search(q, 4)
+            assert (
+                fast == index.search(q.astype(np.float64), 4) == index.search_batch(q[None], 4)[0]
+            )
+            assert [h.metadata for h in fast] == [meta[int(h.id[1:])] for h in fast]
+        for bad in (True, -1, 2.0):
+            with pytest.raises(embedkit.errors.ConfigError, match="k must be"):
+                index.search(vectors[0], bad)  # type: ignore[arg-type]
+        with pytest.raises(embedkit.errors.InvalidInputError):
+            index.search(np.full(16, np.nan, np.float32))
+        with pytest.raises(embedkit.errors.DimensionMismatchError):
+            index.search(vectors[0, :8])
+
+
 def test_search_batch_matches_single_searches_and_brute_force(hashing: embedkit.Embedder) -> None:
     rng = np.random.default_rng(0)
     vectors = rng.standard_normal((3000, 32)).astype(np.float32)

@@ -158,7 +158,7 @@ class HnswStore:
             top = rank(rows, np.float32(1) - distances, kk)
         else:
             top = rescore_rows(self.vectors, queries, rows, kk)
-        if found.min() >= kk:  # one call in the common case: every query got k
+        if (found[0] if q == 1 else found.min()) >= kk:  # the common case: every query got k
             return top
         short = np.flatnonzero(found < kk)
         if short.size:  # the graph fell short: answer those queries exactly
@@ -174,6 +174,9 @@ class HnswStore:
         found = self._graph.search(np.ascontiguousarray(queries), count, threads=self.threads)
         if q == 1:  # usearch returns one query's matches alone: exactly its valid ones
             keys = found.keys
+            if len(keys) == count:  # all it asked for (the common case): fewer numpy calls
+                rows = keys.astype(np.int64)[None, :]
+                return rows, found.distances[None, :], np.array([count], np.int64)
             rows = np.full((1, count), -1, np.int64)
             rows[0, : len(keys)] = keys
             distances = np.ones((1, count), np.float32)

@@ -149,27 +149,24 @@ class MetadataColumn:
         return len(self._ends) + len(self._tail)
 
     def __getitem__(self, row: int) -> Metadata:
-        base = len(self._ends)
-        if row >= base:
-            return self._tail[row - base]
-        start = int(self._ends[row - 1]) + 1 if row else 0
-        return self._parse(bytes(self._lines[start : int(self._ends[row])]), row)
+        return self.rows([row])[0]
 
     def rows(self, rows: list[int]) -> list[Metadata]:
-        """The metadata of ``rows`` (``rows[j]`` in ``[0, len)``), in that order: one
-        lookup of their line ends for all (a search's hits), not one per row."""
-        base = len(self._ends)
-        if not base:
-            return [self._tail[r] for r in rows]
-        picked = np.asarray(rows, np.int64)
-        inside = np.minimum(picked, base - 1)
-        ends = self._ends[inside].tolist()
-        starts = np.where(inside > 0, self._ends[inside - 1] + 1, 0).tolist()
-        lines, tail = self._lines, self._tail
-        return [
-            self._parse(bytes(lines[a:b]), r) if r < base else tail[r - base]
-            for r, a, b in zip(rows, starts, ends, strict=True)
-        ]
+        """The metadata of ``rows`` (``rows[j]`` in ``[0, len)``), in that order.
+
+        Row by row in Python: a search asks for about ten rows, just after the
+        scan or graph walk has evicted the caches, where each numpy call costs
+        microseconds (one batched lookup of the line ends measured 3x slower).
+        """
+        base, ends, lines, tail = len(self._ends), self._ends, self._lines, self._tail
+        out: list[Metadata] = []
+        for r in rows:
+            if r >= base:
+                out.append(tail[r - base])
+            else:
+                start = ends.item(r - 1) + 1 if r else 0
+                out.append(self._parse(bytes(lines[start : ends.item(r)]), r))
+        return out
 
     def _parse(self, raw: bytes, row: int) -> Metadata:
         if raw == b"null":  # rows without metadata: a tenth of json.loads's time

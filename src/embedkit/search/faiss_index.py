@@ -178,7 +178,8 @@ class FaissStore:
             top = rank(rows, scores, kk)
         else:
             top = rescore_rows(self.vectors, queries, rows, kk)
-        if rows.min() >= 0:  # one call in the common case: every query got all it asked for
+        full = min(rows[0].tolist()) >= 0 if q == 1 else rows.min() >= 0  # one list: no numpy
+        if full:  # the common case: every query got all it asked for
             return top
         short = np.flatnonzero((rows >= 0).sum(axis=1) < kk)
         if short.size:  # faiss fell short: answer those queries exactly

@@ -40,6 +40,7 @@ from embedkit.jobs.embed import DEFAULT_BATCH_SIZE, EmbedJob, ModelLike
 from embedkit.protocol import Embedder, embed_queries
 from embedkit.registry import load, same_model
 from embedkit.search.columns import IdColumn, MetadataColumn
+from embedkit.search.kernels import TopK
 from embedkit.search.rows import Id, Metadata, check_metadata, query_rows, unit_rows
 from embedkit.search.store import MappedFiles, VectorStore, load_store, make_store
 from embedkit.spec import canonical_spec
@@ -211,6 +212,12 @@ class VectorIndex:
     # -- search -------------------------------------------------------------------
     def search(self, query: Query, k: int = 10, *, exact: bool = False) -> list[Hit]:
         """The ``k`` rows most similar to one query (a text or a ``(dim,)`` vector), best first."""
+        if (
+            isinstance(query, np.ndarray)
+            and query.dtype == np.float32
+            and query.shape == (self.dim,)
+        ):  # the common case, on a short path: a vector query costs microseconds here
+            return self._hits(self.store.search(query_rows(query, self.dim), _k(k), exact=exact))[0]
         if isinstance(query, str):
             return self.search_batch([query], k, exact=exact)[0]
         vector = np.asarray(query)
@@ -225,11 +232,13 @@ class VectorIndex:
 
         ``exact=True`` asks an approximate store for the exact answer.
         """
-        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 0:
-            raise ConfigError(f"k must be an integer >= 0, got {k!r}")
+        k = _k(k)
         if isinstance(queries, Sequence) and not isinstance(queries, str) and not len(queries):
             return []  # zero queries, zero results
-        found = self.store.search(self._query_matrix(queries), int(k), exact=exact)
+        return self._hits(self.store.search(self._query_matrix(queries), k, exact=exact))
+
+    def _hits(self, found: TopK) -> list[list[Hit]]:
+        """The store's answer as hits: ids and metadata of the rows it found."""
         self._mapped.check()
         ids, meta = self._ids, self._metadata
         out = []
@@ -319,6 +328,13 @@ def _blocks(
     for block in job.batches():
         a, b = int(block.rows[0]), int(block.rows[-1]) + 1
         yield block.vectors, None if all_ids is None else all_ids[a:b], all_meta[a:b]
+
+
+def _k(k: object) -> int:
+    """``k`` as an int ``>= 0`` (bool refused), else :class:`ConfigError`."""
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 0:
+        raise ConfigError(f"k must be an integer >= 0, got {k!r}")
+    return int(k)
 
 
 def check_same_model(spec: str | None, embedder: Embedder) -> None:

@@ -67,12 +67,11 @@ def query_rows(queries: ArrayLike, dim: int) -> NDArray[np.float32]:
     """
     one = (dim,), (1, dim)
     if isinstance(queries, np.ndarray) and queries.dtype == np.float32 and queries.shape in one:
-        row = queries.reshape(1, dim)
-        wide = row[0].astype(np.float64)
+        wide = queries.astype(np.float64).reshape(dim)  # few numpy calls: each costs here
         squares = float(wide @ wide)
         if math.isfinite(squares) and squares <= FLOAT32_MAX**2:  # else: unit_rows's way
-            out = (row / np.float32(math.sqrt(squares) or 1.0)).astype(np.float32, copy=False)
-            return out
+            out: NDArray[np.float32] = queries / np.float32(math.sqrt(squares) or 1.0)
+            return out.reshape(1, dim)
     return unit_rows(queries, dim, "queries")
 
 
