@@ -70,8 +70,8 @@ def query_rows(queries: ArrayLike, dim: int) -> NDArray[np.float32]:
         wide = queries.astype(np.float64).reshape(dim)  # few numpy calls: each costs here
         squares = float(wide @ wide)
         if math.isfinite(squares) and squares <= FLOAT32_MAX**2:  # else: unit_rows's way
-            out: NDArray[np.float32] = queries / np.float32(math.sqrt(squares) or 1.0)
-            return out.reshape(1, dim)
+            out = queries / np.float32(math.sqrt(squares) or 1.0)  # float32 / float32
+            return out.astype(np.float32, copy=False).reshape(1, dim)
     return unit_rows(queries, dim, "queries")
 
 
