@@ -93,7 +93,7 @@ def test_metadata_is_read_lazily_and_exactly(tmp_path: Path, mmap: bool) -> None
     assert again.metadata == [*meta, {"new": True}, None]
 
 
-def test_rows_of_a_search_come_in_one_lookup_as_each_row_would(tmp_path: Path) -> None:
+def test_rows_of_a_search_come_as_each_row_would(tmp_path: Path) -> None:
     meta = [{"n": i, "t": "é\u2028"} if i % 2 else None for i in range(9)]
     folder = VectorIndex.from_vectors(rows(9), metadata=meta).save(tmp_path / "i")
     back = VectorIndex.load(folder)
@@ -107,6 +107,25 @@ def test_rows_of_a_search_come_in_one_lookup_as_each_row_would(tmp_path: Path) -
     assert column.rows([]) == [] and MetadataColumn([{"a": 1}]).rows([0, 0]) == [{"a": 1}] * 2
     ids = IdColumn(["a", "b", "c"])
     assert ids.rows([2, 0]) == ["c", "a"] and IdColumn(range(5)).rows([4, 1]) == [4, 1]
+
+
+@pytest.mark.parametrize("mmap", [False, True])
+def test_an_index_without_metadata_keeps_no_line_ends(tmp_path: Path, mmap: bool) -> None:
+    """All-null lines are recognised at load (row r is "null" at byte 5 r): no ends held,
+    the same rows, the same file written back, and a look-alike of that size still parsed."""
+    folder = VectorIndex.from_vectors(rows(7)).save(tmp_path / "i")
+    back = VectorIndex.load(folder, mmap=mmap)
+    column = back._metadata
+    assert column._nulls and column._ends.size == 0 and len(column) == 7
+    back.add_vectors(rows(2, seed=1), metadata=[{"x": 1}, None])
+    assert column.rows([8, 0, 7, 6]) == [None, None, {"x": 1}, None] and column[3] is None
+    again = back.save(tmp_path / "j")
+    assert VectorIndex.load(again).metadata == [None] * 7 + [{"x": 1}, None] == back.metadata
+    same_size = b'{"a":1}\n{}\n' + b"null\n" * 3  # 25 bytes = 5 x 5 lines, not all null
+    look_alike = MetadataColumn.from_lines(same_size, 5, "x")
+    assert not look_alike._nulls and look_alike.rows([0, 1, 4]) == [{"a": 1}, {}, None]
+    with pytest.raises(CorruptFileError, match="6 metadata lines"):
+        MetadataColumn.from_lines(b"null\n" * 6, 5, "x")  # one line too many
 
 
 def test_a_damaged_metadata_line_is_corrupt_when_read(tmp_path: Path) -> None:

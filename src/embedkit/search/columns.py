@@ -29,6 +29,7 @@ from embedkit.search.rows import Id, Metadata, check_ids, metadata_lines
 
 __all__ = ["IdColumn", "MetadataColumn", "is_range"]
 
+NULL_LINE = np.frombuffer(b"null\n", np.uint8)
 _SCAN = 1 << 26  # bytes scanned per step when finding line ends (bounded temporaries)
 
 
@@ -127,6 +128,8 @@ class MetadataColumn:
 
     def __init__(self, entries: list[Metadata] | None = None) -> None:
         self._lines = memoryview(b"")  # slices of a memoryview are cheap, of a memmap not
+        self._loaded = 0  # rows held as lines
+        self._nulls = False  # every loaded line is "null" (no ends kept: row r is at 5 r)
         self._ends: NDArray[np.int64] = np.empty(0, np.int64)
         self._tail: list[Metadata] = [] if entries is None else entries
         self._where = ""
@@ -138,6 +141,10 @@ class MetadataColumn:
         column = cls()
         column._lines = memoryview(lines) if isinstance(lines, bytes) else lines.data
         column._where = where
+        column._loaded = count
+        column._nulls = _all_null(lines, count)
+        if column._nulls:
+            return column
         column._ends = _line_ends(lines)
         if len(column._ends) != count or (count and column._ends[-1] != len(lines) - 1):
             raise CorruptFileError(
@@ -146,7 +153,7 @@ class MetadataColumn:
         return column
 
     def __len__(self) -> int:
-        return len(self._ends) + len(self._tail)
+        return self._loaded + len(self._tail)
 
     def __getitem__(self, row: int) -> Metadata:
         return self.rows([row])[0]
@@ -158,11 +165,13 @@ class MetadataColumn:
         scan or graph walk has evicted the caches, where each numpy call costs
         microseconds (one batched lookup of the line ends measured 3x slower).
         """
-        base, ends, lines, tail = len(self._ends), self._ends, self._lines, self._tail
+        base, ends, lines, tail = self._loaded, self._ends, self._lines, self._tail
         out: list[Metadata] = []
         for r in rows:
             if r >= base:
                 out.append(tail[r - base])
+            elif self._nulls:
+                out.append(None)
             else:
                 start = ends.item(r - 1) + 1 if r else 0
                 out.append(self._parse(bytes(lines[start : ends.item(r)]), r))
@@ -184,7 +193,10 @@ class MetadataColumn:
 
     def to_list(self) -> list[Metadata]:
         """Every row (a new list); the loaded lines are parsed once, then kept parsed."""
-        if len(self._ends):
+        if self._nulls:
+            nulls: list[Metadata] = [None] * self._loaded
+            self._tail = nulls + self._tail
+        elif self._loaded:
             lines = bytes(self._lines).split(b"\n")[:-1]
             try:  # one JSON array: one C call instead of a call per line
                 parsed = json.loads(b"[" + b",".join(lines) + b"]")
@@ -194,7 +206,12 @@ class MetadataColumn:
             if not ok or not all(v is None or isinstance(v, dict) for v in parsed):
                 parsed = [self._parse(raw, i) for i, raw in enumerate(lines)]  # names the row
             self._tail = parsed + self._tail
-            self._lines, self._ends = memoryview(b""), np.empty(0, np.int64)
+        self._lines, self._ends, self._loaded, self._nulls = (
+            memoryview(b""),
+            self._ends[:0],
+            0,
+            False,
+        )
         return list(self._tail)
 
     def extend(self, entries: list[Metadata]) -> None:
@@ -205,6 +222,19 @@ class MetadataColumn:
         for start in range(0, len(self._lines), _SCAN):
             fh.write(self._lines[start : start + _SCAN])
         fh.write(metadata_lines(self._tail))
+
+
+def _all_null(lines: bytes | NDArray[np.uint8], count: int) -> bool:
+    """Whether ``lines`` are exactly ``count`` lines ``null`` (an index saved without
+    metadata), checked in bounded steps."""
+    data = np.frombuffer(lines, np.uint8) if isinstance(lines, bytes) else lines
+    if not count or len(data) != len(NULL_LINE) * count:
+        return False
+    step = _SCAN - _SCAN % len(NULL_LINE)
+    return all(
+        (data[a : a + step].reshape(-1, len(NULL_LINE)) == NULL_LINE).all()
+        for a in range(0, len(data), step)
+    )
 
 
 def _line_ends(lines: bytes | NDArray[np.uint8]) -> NDArray[np.int64]:
