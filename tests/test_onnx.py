@@ -57,6 +57,9 @@ def int8(onnx_dir: Path) -> SentenceTransformerEmbedder:
     return SentenceTransformerEmbedder(precision="int8", onnx_dir=onnx_dir)
 
 
+SPLITS = 5  # the sentiment probe's shuffled 5-fold splits, averaged
+
+
 def _embed(model: embedkit.Embedder, texts: list[str]) -> np.ndarray:
     with warnings.catch_warnings():  # long reviews are truncated to 256 tokens, every way
         warnings.simplefilter("ignore", EmbedkitWarning)
@@ -171,7 +174,7 @@ def test_the_export_is_fused_one_attention_op_per_layer(
     assert fp32_ops.get("Attention") == 6  # MiniLM-L6: six layers
     assert fp32_ops.get("SkipLayerNormalization") == 12 and "EmbedLayerNormalization" in fp32_ops
     assert "Softmax" not in fp32_ops  # no unfused attention left
-    assert int8_ops.get("QAttention") == 6
+    assert int8_ops.get("Attention") == 6 and "QAttention" not in int8_ops  # kept float32
     assert int8_ops.get("MatMulInteger") == 18  # attention output, FFN up and down
     assert "MatMul" not in int8_ops and int8_ops.get("BiasGelu") == 6
 
@@ -231,10 +234,7 @@ def test_retrieval_scores_are_unchanged(
     print(f"\n[onnx] title -> review MRR@10 on {len(task)} queries: {scores}")
     assert scores["fp32"] > 0.3  # a real task, well above chance
     assert abs(scores["onnx"] - scores["fp32"]) <= 0.01
-    # measured: int8 0.690 vs 0.701 (-0.011). A few of the ~105 negative reviews flip:
-    # an int8 variant closer to fp32 (FFN down-projections float32, cosine 0.996 instead
-    # of 0.993) scored 0.679 here, so this bound is the noise of the probe, not a target
-    assert abs(scores["int8"] - scores["fp32"]) <= 0.025
+    assert abs(scores["int8"] - scores["fp32"]) <= 0.015  # measured: +0.005 (CPUs differ)
 
 
 def test_sentiment_scores_are_unchanged(
@@ -242,23 +242,33 @@ def test_sentiment_scores_are_unchanged(
     onnx32: SentenceTransformerEmbedder,
     int8: SentenceTransformerEmbedder,
     reviews_csv: Path,
+    tmp_path: Path,
 ) -> None:
+    from embedkit.evaluate.classification import evaluate_classification
     from embedkit.evaluate.tasks import reviews_sentiment
 
     task = reviews_sentiment(reviews_csv)  # every review: a linear probe, 5 folds, macro-F1
+    cache = tmp_path / "cache.sqlite3"  # each model embeds once; the splits are redrawn
+    models = (("fp32", minilm), ("onnx", onnx32), ("int8", int8))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", EmbedkitWarning)  # long reviews truncated, every way
         scores = {
-            name: task.evaluate(model, cache=False, progress=False).score
-            for name, model in (("fp32", minilm), ("onnx", onnx32), ("int8", int8))
-        }
-    print(f"\n[onnx] review sentiment macro-F1 on {len(task)} reviews: {scores}")
+            name: float(np.mean([
+                evaluate_classification(
+                    model, task.texts, task.labels, metric="macro_f1", seed=seed,
+                    cache=cache, progress=False,
+                ).score
+                for seed in range(SPLITS)
+            ]))
+            for name, model in models
+        }  # fmt: skip
+    print(f"\n[onnx] review sentiment macro-F1 on {len(task)} reviews, {SPLITS} splits: {scores}")
     assert scores["fp32"] > 0.6  # a real task, above the majority class's 0.46
     assert abs(scores["onnx"] - scores["fp32"]) <= 0.01
-    # measured: int8 0.690 vs 0.701 (-0.011). A few of the ~105 negative reviews flip:
-    # an int8 variant closer to fp32 (FFN down-projections float32, cosine 0.996 instead
-    # of 0.993) scored 0.679 here, so this bound is the noise of the probe, not a target
-    assert abs(scores["int8"] - scores["fp32"]) <= 0.025
+    # measured over 20 splits (AMD EPYC Zen 5): int8 -0.006 (all ops int8: -0.017). A few
+    # of the 103 negative reviews flip, so one split moves it by up to 0.03 either way and
+    # int8's kernels differ by CPU (VNNI or not): the bound leaves room for that
+    assert abs(scores["int8"] - scores["fp32"]) <= 0.015
 
 
 # -- spec -------------------------------------------------------------------------------------
