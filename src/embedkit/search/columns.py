@@ -206,12 +206,8 @@ class MetadataColumn:
             if not ok or not all(v is None or isinstance(v, dict) for v in parsed):
                 parsed = [self._parse(raw, i) for i, raw in enumerate(lines)]  # names the row
             self._tail = parsed + self._tail
-        self._lines, self._ends, self._loaded, self._nulls = (
-            memoryview(b""),
-            self._ends[:0],
-            0,
-            False,
-        )
+        self._lines, self._loaded, self._nulls = memoryview(b""), 0, False
+        self._ends = np.empty(0, np.int64)  # (not a view: it would keep the old ends alive)
         return list(self._tail)
 
     def extend(self, entries: list[Metadata]) -> None:
