@@ -147,7 +147,7 @@ def embedkit_rows(
         "exact": lambda: "exact",
         "int8": lambda: "int8",
         "f16": lambda: "f16",
-        "hnsw": lambda: HnswStore(d, **graph),
+        "hnsw": lambda: HnswStore(d, **graph, dtype="f32"),  # usearch's own scores
         "hnsw-i8": lambda: HnswStore(d, **graph, dtype="i8"),
         "faiss-hnsw": lambda: FaissStore(d, factory=f"HNSW{M},Flat",
                                          build={"efConstruction": EF_CONSTRUCTION}),

@@ -100,6 +100,21 @@ def test_kinds_by_name_and_objects() -> None:
         VectorIndex(9, store=Int8Store(8))
 
 
+def test_the_default_graph_is_i8_rescored_to_exact_scores() -> None:
+    """hnsw's default: an i8 graph, 4 k candidates, scores the exact float32 cosines."""
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((600, 24)).astype(np.float32)
+    index = VectorIndex.from_vectors(x, store="hnsw")
+    store = index.store
+    assert isinstance(store, HnswStore) and (store.dtype, store.rescore) == ("i8", 4)
+    assert HnswStore(24, dtype="f32").rescore == 1
+    unit = index.vectors
+    for q in rng.standard_normal((5, 24)).astype(np.float32):
+        hits = index.search(q, 5)
+        scores = unit[[h.id for h in hits]] @ (q / np.linalg.norm(q))
+        np.testing.assert_allclose([h.score for h in hits], scores, atol=1e-6)
+
+
 @pytest.mark.parametrize(
     "make",
     [
