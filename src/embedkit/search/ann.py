@@ -27,10 +27,11 @@ model spec), as ``HnswStore(dim, ...)``:
 * ``dtype`` (default ``"i8"``): how the graph holds the rows; ``"i8"`` needs
   rescoring (usearch's fixed int8 scale loses recall), hence its default
   ``rescore=4`` (``1`` for f32 and f16). i8 is the default because, rescored, it
-  beat f32 at every ``ef_search`` measured, in recall and speed, at a third of
-  the memory (1M x 384 clustered, AMD EPYC Zen 5: ef 64 recall 0.953 at 179x
-  exact's single-query rate, f16 0.942 at 146x; an Intel Xeon: i8 0.935 at
-  103x, f32 0.946 at 65x; ``benchmarks/bench_stores.py``);
+  matched or beat f32 at every ``ef_search`` measured, in recall and speed, at a
+  third of the memory (1M x 384 clustered, ``benchmarks/bench_stores.py``, AMD
+  EPYC Zen 5: ef 64 recall 0.934 at 84x exact's single-query rate against f32's
+  0.935 at 70x, ef 128 0.988 at 85x against 0.985 at 54x; an Intel Xeon: ef 64
+  0.935 at 103x against 0.946 at 65x);
 * ``threads`` (default 0: all cores) for builds and batches; not saved.
 
 On disk: ``vectors.npy`` (float32) and ``hnsw.usearch`` (usearch's own file,
