@@ -170,6 +170,13 @@ def test_linear_probe_on_review_sentiment_with_hashing(reviews_csv: Path) -> Non
     assert result.macro_f1 > 0.55  # always "positive" would score 0.46
     assert 0.0 <= result.macro_f1_std < 0.1 and result.run.texts == 706
     assert list(result.to_frame().columns)[:3] == ["accuracy", "accuracy_std", "macro_f1"]
+    again = task.evaluate("hashing?dim=512", cache=False, seed=0)  # the default split
+    other = task.evaluate("hashing?dim=512", cache=False, seed=1)
+    assert again.macro_f1 == result.macro_f1 and other.macro_f1 != result.macro_f1
+    by_hand = evaluate_classification(
+        "hashing?dim=512", task.texts, task.labels, seed=1, metric="macro_f1", cache=False
+    )
+    assert other.macro_f1 == by_hand.macro_f1
 
 
 def test_classification_refusals() -> None:

@@ -244,7 +244,6 @@ def test_sentiment_scores_are_unchanged(
     reviews_csv: Path,
     tmp_path: Path,
 ) -> None:
-    from embedkit.evaluate.classification import evaluate_classification
     from embedkit.evaluate.tasks import reviews_sentiment
 
     task = reviews_sentiment(reviews_csv)  # every review: a linear probe, 5 folds, macro-F1
@@ -254,10 +253,7 @@ def test_sentiment_scores_are_unchanged(
         warnings.simplefilter("ignore", EmbedkitWarning)  # long reviews truncated, every way
         scores = {
             name: float(np.mean([
-                evaluate_classification(
-                    model, task.texts, task.labels, metric="macro_f1", seed=seed,
-                    cache=cache, progress=False,
-                ).score
+                task.evaluate(model, seed=seed, cache=cache, progress=False).score
                 for seed in range(SPLITS)
             ]))
             for name, model in models

@@ -174,12 +174,16 @@ class ClassificationTask:
         cache: CacheOption = True,
         batch_size: int = DEFAULT_BATCH_SIZE,
         progress: bool | None = None,
+        seed: int = 0,
     ) -> ClassificationResult:
+        """Its linear-probe score; ``seed`` shuffles the folds (average a few seeds for
+        differences smaller than one split's noise)."""
         return evaluate_classification(
             model,
             self.texts,
             self.labels,
             folds=self.folds,
+            seed=seed,
             metric=self.metric,
             cache=cache,
             batch_size=batch_size,
